@@ -1,0 +1,183 @@
+"""The ``imagetune`` command line: run, validate and list nodes."""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from .errors import ExecutionInterrupted, GraphError, NodeExecutionError, ValidationError
+
+EXIT_INVALID = 2
+EXIT_FAILED = 3
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="imagetune", description="Run ImageTune node workflows headless.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="validate and run a workflow")
+    run.add_argument("workflow", help="workflow file: API or UI JSON, or a PNG with an embedded workflow")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="ID.INPUT=VALUE",
+                     help="override one input of one node (repeatable)")
+    run.add_argument("--out", type=Path, help="output folder (default ./output or $IMAGETUNE_OUTPUT_DIR)")
+    run.add_argument("--input-dir", type=Path, help="input folder for load nodes (default ./input)")
+    run.add_argument("--models-dir", type=Path, action="append", default=[],
+                     help="extra model folder, searched first (repeatable)")
+    run.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--json", action="store_true", help="print the result summary as JSON")
+    run.set_defaults(func=cmd_run)
+
+    validate = sub.add_parser("validate", help="check a workflow without running it")
+    validate.add_argument("workflow")
+    validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="ID.INPUT=VALUE")
+    validate.add_argument("--json", action="store_true", help="print errors in ComfyUI's JSON shape")
+    validate.set_defaults(func=cmd_validate)
+
+    nodes = sub.add_parser("nodes", help="list the available nodes")
+    nodes.add_argument("--json", action="store_true", help="the catalog in ComfyUI's /object_info shape")
+    nodes.set_defaults(func=cmd_nodes)
+
+    for extend in _EXTENSIONS:
+        extend(sub)
+    return parser
+
+
+#: functions that add more subcommands: each takes the subparsers object
+_EXTENSIONS: list = []
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """``["6.text=a cat"]`` -> ``{"6.text": "a cat"}``."""
+    result = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise GraphError(f"--set {item!r}: expected ID.INPUT=VALUE")
+        result[key.strip()] = value
+    return result
+
+
+def _runtime():
+    from .executor import default_runtime
+
+    return default_runtime()
+
+
+def cmd_run(args) -> int:
+    from .context import ExecutionContext
+
+    runtime = _runtime()
+    ctx = ExecutionContext()
+    if args.device:
+        ctx.device = args.device
+    if args.out:
+        ctx.output_dir = args.out
+    if args.input_dir:
+        ctx.input_dir = args.input_dir
+    ctx.models_dirs = list(args.models_dir) + ctx.models_dirs
+    previous = _install_sigint(ctx)
+    try:
+        result = runtime.run(args.workflow, parse_overrides(args.overrides), ctx=ctx,
+                             progress=not args.no_progress, ui_workflow=_ui_workflow(args.workflow))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    saved = [img for ui in result.ui.values() for img in ui.get("images", [])]
+    if args.json:
+        print(json.dumps({"saved": saved, "timings": result.timings, "executed": result.executed,
+                          "cached": result.cached, "total_seconds": result.total_seconds}, indent=2))
+    else:
+        for node_id, seconds in result.timings.items():
+            print(f"  node {node_id:>6} {result.class_types[node_id]:<32} {seconds * 1000:9.1f} ms",
+                  file=sys.stderr)
+        for img in saved:
+            print(Path(ctx.output_dir) / img.get("subfolder", "") / img["filename"])
+    return 0
+
+
+def _ui_workflow(source) -> dict | None:
+    """The UI-format workflow to embed in saved PNGs, when the source file is one."""
+    try:
+        from .workflow import parse_json
+
+        data = parse_json(Path(source).read_bytes(), str(source))
+    except Exception:
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("nodes"), list) else None
+
+
+def _install_sigint(ctx):
+    """First Ctrl-C asks the run to stop between steps; a second one stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        return signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if ctx.interrupt_event.is_set():
+            raise KeyboardInterrupt
+        print("\nimagetune: stopping after the current step (Ctrl-C again to stop now)", file=sys.stderr)
+        ctx.interrupt()
+
+    return signal.signal(signal.SIGINT, handler)
+
+
+def cmd_validate(args) -> int:
+    runtime = _runtime()
+    try:
+        plan = runtime.prepare(args.workflow, parse_overrides(args.overrides))
+    except ValidationError as exc:
+        print(json.dumps(exc.report, indent=2) if args.json else str(exc))
+        return EXIT_INVALID
+    print(f"valid: {len(plan.order)} nodes to run, outputs {', '.join(plan.outputs)}")
+    return 0
+
+
+def cmd_nodes(args) -> int:
+    from .comfy_bridge import object_info
+
+    runtime = _runtime()
+    classes = sorted(runtime.registry, key=lambda c: (c.category, c.node_id))
+    if args.json:
+        print(json.dumps(object_info(classes), indent=2, default=list))
+        return 0
+    for cls in classes:
+        print(f"{cls.node_id}  [{cls.category}]  {cls.description.splitlines()[0] if cls.description else ''}")
+        for spec in cls.inputs:
+            extra = []
+            if spec.has_default:
+                extra.append(f"default {spec.default!r}")
+            if spec.min is not None or spec.max is not None:
+                extra.append(f"range {spec.min}..{spec.max}")
+            if spec.choices:
+                extra.append("one of " + ", ".join(spec.choices[:8]) + (" ..." if len(spec.choices) > 8 else ""))
+            opt = " (optional)" if spec.optional else ""
+            print(f"    in  {spec.name}: {spec.type}{opt}" + (f"  [{'; '.join(extra)}]" if extra else "")
+                  + (f"  {spec.tooltip}" if spec.tooltip else ""))
+        for out in cls.outputs:
+            print(f"    out {out.name}: {out.type}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``imagetune`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValidationError as exc:
+        print(f"imagetune: invalid workflow\n{exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except ExecutionInterrupted as exc:
+        print(f"imagetune: {exc}; {len(exc.completed)} node(s) had finished, saved files are kept",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except NodeExecutionError as exc:
+        done = ", ".join(exc.completed) or "none"
+        print(f"imagetune: {exc}\n  nodes that completed: {done}", file=sys.stderr)
+        return EXIT_FAILED
+    except GraphError as exc:
+        print(f"imagetune: {exc}", file=sys.stderr)
+        return EXIT_INVALID

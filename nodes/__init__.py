@@ -1,0 +1,41 @@
+"""The ImageTune nodes. Each module in this package exports ``NODES``, a tuple of node classes.
+
+Modules are found by listing this package, so adding a node module needs no edit here. A module
+whose optional dependency is missing is skipped with a logged reason (recorded in
+``LOAD_ERRORS``) instead of failing the whole pack.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+
+from ..graph_runtime.registry import NodeRegistry
+
+logger = logging.getLogger("imagetune")
+
+#: module name -> "ExceptionType: message" for node modules that could not be imported
+LOAD_ERRORS: dict[str, str] = {}
+
+
+def _load_node_modules() -> tuple:
+    found = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        try:
+            module = importlib.import_module(f".{info.name}", __name__)
+        except Exception as exc:  # one broken or unsatisfied module must not hide the others
+            LOAD_ERRORS[info.name] = f"{type(exc).__name__}: {exc}"
+            logger.warning("ImageTune: nodes in %s are disabled: %s", info.name, LOAD_ERRORS[info.name])
+            continue
+        found.extend(getattr(module, "NODES", ()))
+    return tuple(found)
+
+
+ALL_NODES = _load_node_modules()
+
+
+def default_registry() -> NodeRegistry:
+    """A registry of every node the pack provides."""
+    return NodeRegistry(ALL_NODES)

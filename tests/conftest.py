@@ -1,0 +1,22 @@
+"""Load the pack the way ComfyUI does (by file location) and import everything as ``imagetune``."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_pack():
+    if "imagetune" in sys.modules and getattr(sys.modules["imagetune"], "__file__", None) == str(ROOT / "__init__.py"):
+        return sys.modules["imagetune"]
+    spec = importlib.util.spec_from_file_location("imagetune", ROOT / "__init__.py",
+                                                  submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["imagetune"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_load_pack()
