@@ -70,6 +70,15 @@ class ComfyContext(ExecutionContext):
 
         comfy.model_management.throw_exception_if_processing_interrupted()
 
+    def free_memory(self, bytes_needed: int) -> None:
+        import comfy.model_management as mm
+
+        mm.free_memory(bytes_needed, mm.get_torch_device())
+
+    @property
+    def offload_after_use(self) -> bool:
+        return True
+
 
 def comfy_context(unique_id=None, prompt=None, extra_pnginfo=None) -> ExecutionContext:
     """The context for a node running inside ComfyUI, or a plain one where ComfyUI is absent."""

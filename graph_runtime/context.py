@@ -57,6 +57,14 @@ class ExecutionContext:
         """Ask the run to stop at the next step boundary."""
         self.interrupt_event.set()
 
+    def free_memory(self, bytes_needed: int) -> None:
+        """Ask the host to make room on ``device`` before a model moves there (no-op standalone)."""
+
+    @property
+    def offload_after_use(self) -> bool:
+        """True when models should leave the GPU after each use (inside ComfyUI, which shares it)."""
+        return False
+
     def for_node(self, node_id: str) -> "ExecutionContext":
         """A shallow copy naming the node about to run (shares hooks and the interrupt flag)."""
         clone = object.__new__(type(self))

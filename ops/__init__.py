@@ -1,0 +1,1 @@
+"""Pure tensor operations behind the nodes (no node declarations here)."""
