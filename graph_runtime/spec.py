@@ -193,8 +193,6 @@ def _check_input(c: _Checks, spec: Input) -> None:
         lo = -math.inf if spec.min is None else spec.min
         hi = math.inf if spec.max is None else spec.max
         c.require(lo <= hi, f"{where}: min > max")
-        if spec.has_default:
-            c.require(lo <= spec.default <= hi, f"{where}: default {spec.default} outside [{lo}, {hi}]")
     if spec.has_default and spec.is_widget:
         from .validate import literal_problem  # local: validate imports this module
 

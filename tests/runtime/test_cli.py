@@ -1,0 +1,81 @@
+"""The imagetune command line, run in-process against the fake nodes."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from imagetune.graph_runtime import cli, executor
+
+
+@pytest.fixture
+def use_fakes(monkeypatch, runtime):
+    monkeypatch.setattr(executor, "_default_runtime", runtime)
+    return runtime
+
+
+def write(tmp_path, wf):
+    path = tmp_path / "wf.json"
+    path.write_text(json.dumps(wf))
+    return str(path)
+
+
+WF = {"1": {"class_type": "ImageTuneTestConst", "inputs": {"value": 2}},
+      "2": {"class_type": "ImageTuneTestSink", "inputs": {"value": ["1", 0]}}}
+
+
+def test_run_with_override(use_fakes, fakes, tmp_path, capsys):
+    assert cli.main(["run", write(tmp_path, WF), "--set", "1.value=9", "--no-progress", "--json",
+                     "--device", "cpu", "--out", str(tmp_path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["executed"] == ["1", "2"]
+    assert use_fakes.run(WF, {"1.value": 9}).ui["2"] == {"values": [9]}
+
+
+def test_validate_exit_codes(use_fakes, tmp_path, capsys):
+    assert cli.main(["validate", write(tmp_path, WF)]) == 0
+    bad = dict(WF, **{"1": {"class_type": "ImageTuneTestConst", "inputs": {"value": 1000}}})
+    assert cli.main(["validate", "--json", write(tmp_path, bad)]) == cli.EXIT_INVALID
+    report = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert report["node_errors"]["1"]["errors"][0]["type"] == "value_bigger_than_max"
+
+
+def test_bad_override_value_is_a_clear_error(use_fakes, tmp_path, capsys):
+    assert cli.main(["run", write(tmp_path, WF), "--set", "1.value=lots", "--no-progress"]) == cli.EXIT_INVALID
+    assert "1.value" in capsys.readouterr().err
+    assert cli.main(["run", write(tmp_path, WF), "--set", "7.value=1", "--no-progress"]) == cli.EXIT_INVALID
+    assert "no node '7'" in capsys.readouterr().err
+
+
+def test_malformed_json_file(use_fakes, tmp_path, capsys):
+    path = tmp_path / "bad.json"
+    path.write_text('{"1": {')
+    assert cli.main(["validate", str(path)]) == cli.EXIT_INVALID
+    err = capsys.readouterr().err
+    assert "line 1, column 8" in err and "Traceback" not in err
+
+
+def test_failure_exit_code_names_node(use_fakes, tmp_path, capsys):
+    wf = {"1": {"class_type": "ImageTuneTestConst", "inputs": {"value": 2}},
+          "2": {"class_type": "ImageTuneTestFail", "inputs": {"value": ["1", 0]}},
+          "3": {"class_type": "ImageTuneTestSink", "inputs": {"value": ["2", 0]}}}
+    assert cli.main(["run", write(tmp_path, wf), "--no-progress"]) == cli.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "node 2 (ImageTuneTestFail)" in err and "boom" in err and "completed: 1" in err
+
+
+def test_nodes_catalog(use_fakes, capsys):
+    assert cli.main(["nodes", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["ImageTuneTestOptions"]["input"]["required"]["mode"][0] == ["fast", "slow"]
+    assert cli.main(["nodes"]) == 0
+    text = capsys.readouterr().out
+    assert "ImageTuneTestOptions" in text and "one of fast, slow" in text
+
+
+@pytest.mark.parametrize("kind,raw,value", [("INT", "0x10", 16), ("FLOAT", "2.5", 2.5), ("BOOLEAN", "off", False),
+                                            ("STRING", "a red circle", "a red circle")])
+def test_override_coercion(kind, raw, value):
+    from imagetune.graph_runtime.workflow import coerce_override
+
+    assert coerce_override(kind, raw) == value
