@@ -1,6 +1,7 @@
 """Running a validated workflow: topological order, output cache, timing, progress, interrupt."""
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import time
@@ -10,6 +11,7 @@ from typing import Any, Callable
 from .context import ExecutionContext
 from .errors import (ExecutionInterrupted, GraphError, NodeExecutionError, NodeInputError,
                      ValidationError)
+from .spec import Node
 from .validate import Plan, validate
 from .workflow import apply_overrides, is_link, load_workflow, unwrap_literal
 
@@ -47,23 +49,39 @@ class OutputCache:
         self.entries.clear()
 
 
-def node_key(plan: Plan, node_id: str, keys: dict[str, str], ctx: ExecutionContext) -> str:
-    """Digest of one node's class, literal inputs, parent keys and outside-world fingerprint."""
+def static_key(plan: Plan, node_id: str) -> str:
+    """The part of a node's cache key that depends on the workflow alone (computed once per plan)."""
     cls = plan.classes[node_id]
     inputs = plan.workflow[node_id].get("inputs", {})
-    parts: list[Any] = [cls.node_id, cls.version]
-    literals = {}
-    for name in sorted(inputs):
-        value = inputs[name]
-        if is_link(value):
-            parts.append((name, keys[value[0]], value[1]))
-        else:
-            literals[name] = unwrap_literal(value)
-    parts.append(literals)
-    parts.append(repr(cls.fingerprint(ctx, **literals)))
+    literals = {k: unwrap_literal(v) for k, v in inputs.items() if not is_link(v)}
+    links = sorted((k, v[1]) for k, v in inputs.items() if is_link(v))
+    text = json.dumps([cls.node_id, cls.version, literals, links], sort_keys=True, default=repr)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def node_key(plan: Plan, node_id: str, keys: dict[str, str], ctx: ExecutionContext) -> str:
+    """Digest of a node's static key, its parents' keys and its outside-world fingerprint.
+
+    Costs O(1) per node for a bounded number of inputs: parents contribute their digest, not
+    their ancestry.
+    """
+    cls = plan.classes[node_id]
+    inputs = plan.workflow[node_id].get("inputs", {})
+    parts = [plan.static_keys[node_id]]
+    parts += [f"{name}={keys[value[0]]}" for name, value in sorted(inputs.items()) if is_link(value)]
+    if cls.fingerprint.__func__ is not Node.fingerprint.__func__:
+        literals = {k: unwrap_literal(v) for k, v in inputs.items() if not is_link(v)}
+        parts.append(repr(cls.fingerprint(ctx, **literals)))
     if cls.output_node:
         parts.append(str(ctx.output_dir))
-    text = json.dumps(parts, sort_keys=True, default=repr, separators=(",", ":"))
+    return hashlib.blake2b("|".join(parts).encode(), digest_size=16).hexdigest()
+
+
+_MAX_PLANS = 32
+
+
+def _content_digest(api: dict) -> str:
+    text = json.dumps(api, sort_keys=True, default=repr)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
@@ -77,15 +95,29 @@ class Runtime:
             registry = default_registry()
         self.registry = registry
         self.cache = OutputCache()
+        self._plans: dict[str, Plan] = {}
 
     def prepare(self, workflow: Any, overrides: dict | None = None) -> Plan:
-        """Load, override and validate; raise ValidationError listing every problem."""
-        api = load_workflow(workflow)
+        """Load, override and validate; raise ValidationError listing every problem.
+
+        Validated plans are remembered by the workflow's content, so re-running the same
+        workflow skips validation.
+        """
+        api = load_workflow(workflow, self.registry)
         if overrides:
             api = apply_overrides(api, overrides, self.registry)
+        digest = _content_digest(api)
+        plan = self._plans.get(digest)
+        if plan is not None:
+            return plan
         plan, report = validate(api, self.registry)
         if report is not None:
             raise ValidationError(report)
+        plan.workflow = copy.deepcopy(api)  # later edits of the caller's dict must not leak in
+        plan.static_keys = {n: static_key(plan, n) for n in plan.order}
+        if len(self._plans) >= _MAX_PLANS:
+            self._plans.pop(next(iter(self._plans)))
+        self._plans[digest] = plan
         return plan
 
     def run(self, workflow: Any, overrides: dict | None = None, *, ctx: ExecutionContext | None = None,

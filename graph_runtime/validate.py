@@ -21,6 +21,7 @@ class Plan:
     classes: dict[str, type[Node]]
     outputs: list[str]
     graph: nx.DiGraph = field(repr=False)
+    static_keys: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 def literal_problem(spec: Input, value: Any) -> tuple[str, str] | None:

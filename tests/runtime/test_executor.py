@@ -173,3 +173,45 @@ def test_wrong_return_shape_is_reported(fakes):
 def test_long_chain(runtime, make_chain):
     result = runtime.run(make_chain(300))
     assert result.ui["300"] == {"values": [299]}
+
+
+def test_rerun_after_editing_the_same_dict_sees_the_edit(runtime, fakes):
+    wf = diamond()
+    runtime.run(wf)
+    wf["2"]["inputs"]["b"] = 100
+    fakes.calls.clear()
+    result = runtime.run(wf)
+    assert result.ui["5"] == {"values": [122]}
+    assert set(fakes.calls) == {"2", "4", "5"}
+
+
+def test_fingerprint_change_reruns_the_node(fakes):
+    from imagetune.graph_runtime import Input, Node, NodeRegistry, Output, Runtime
+
+    state = {"version": 1}
+
+    class ReadNode(Node):
+        """Read the outside world."""
+
+        node_id = "ImageTuneTestRead"
+        category = "ImageTune/test"
+        inputs = ()
+        outputs = (Output("INT", "value"),)
+
+        @classmethod
+        def fingerprint(cls, ctx, **literals):
+            return state["version"]
+
+        def run(self, ctx):
+            fakes.calls.append("read")
+            return (state["version"],)
+
+    rt = Runtime(NodeRegistry(list(fakes.registry) + [ReadNode]))
+    wf = {"1": {"class_type": "ImageTuneTestRead", "inputs": {}},
+          "2": {"class_type": "ImageTuneTestSink", "inputs": {"value": ["1", 0]}}}
+    rt.run(wf)
+    rt.run(wf)
+    assert fakes.calls.count("read") == 1
+    state["version"] = 2
+    assert rt.run(wf).ui["2"] == {"values": [2]}
+    assert fakes.calls.count("read") == 2
