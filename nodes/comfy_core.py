@@ -1,0 +1,113 @@
+"""ComfyUI core nodes that our runtime implements itself, so ComfyUI-saved workflows run headless.
+
+Names, inputs (in order) and outputs are ComfyUI's own; they are never registered into ComfyUI
+(``comfy_core = True``), which has the originals. The work is shared with the ImageTune nodes.
+"""
+from __future__ import annotations
+
+from ..graph_runtime import Input, Node, Output, combo
+from ..graph_runtime import types as T
+from ..ops.image import check_image, to_bchw, to_bhwc
+from ..ops.resample import comfy_scale, keep_aspect
+from .image_io import LoadImageNode, file_fingerprint, input_path, load_image_file, path_problem, save_output, save_preview
+
+UPSCALE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "lanczos")
+CROP_METHODS = ("disabled", "center")
+
+
+class ComfyLoadImageNode(Node):
+    """ComfyUI's LoadImage: an image from the input folder, and its alpha as MASK (1 - alpha)."""
+
+    node_id = "LoadImage"
+    category = "image"
+    comfy_core = True
+    # ComfyUI lists the input folder as a COMBO; a STRING accepts any file name a saved
+    # workflow carries, and the path checks happen at validation and when it runs.
+    inputs = (Input("image", T.STRING, default="example.png", tooltip=LoadImageNode.input("image").tooltip),)
+    outputs = (Output(T.IMAGE, "IMAGE"), Output(T.MASK, "MASK"))
+
+    def run(self, ctx, image):
+        return load_image_file(input_path(ctx, image))
+
+    @classmethod
+    def fingerprint(cls, ctx, image=None, **_):
+        return file_fingerprint(ctx, image)
+
+    @classmethod
+    def check_inputs(cls, image=None, **_):
+        problem = path_problem(image) if image is not None else None
+        return [("image", problem)] if problem else []
+
+
+class ComfySaveImageNode(Node):
+    """ComfyUI's SaveImage: PNGs in the output folder with the prompt and workflow embedded."""
+
+    node_id = "SaveImage"
+    category = "image"
+    comfy_core = True
+    inputs = (Input("images", T.IMAGE, tooltip="The images to save."),
+              Input("filename_prefix", T.STRING, default="ComfyUI", tooltip="The prefix for the file to save."))
+    outputs = ()
+    output_node = True
+
+    def run(self, ctx, images, filename_prefix):
+        return save_output(ctx, images, filename_prefix)
+
+    @classmethod
+    def check_inputs(cls, filename_prefix=None, **_):
+        problem = path_problem(filename_prefix) if filename_prefix is not None else None
+        return [("filename_prefix", problem)] if problem else []
+
+
+class ComfyPreviewImageNode(Node):
+    """ComfyUI's PreviewImage: temporary PNGs for display."""
+
+    node_id = "PreviewImage"
+    category = "image"
+    comfy_core = True
+    inputs = (Input("images", T.IMAGE),)
+    outputs = ()
+    output_node = True
+
+    def run(self, ctx, images):
+        return save_preview(ctx, images, "ComfyUI")
+
+
+class ComfyImageScaleNode(Node):
+    """ComfyUI's ImageScale: resize to width x height (0 keeps the aspect ratio), optional centre crop."""
+
+    node_id = "ImageScale"
+    category = "image/upscaling"
+    comfy_core = True
+    inputs = (Input("image", T.IMAGE),
+              combo("upscale_method", UPSCALE_METHODS),
+              Input("width", T.INT, default=512, min=0, max=T.MAX_RESOLUTION, step=1),
+              Input("height", T.INT, default=512, min=0, max=T.MAX_RESOLUTION, step=1),
+              combo("crop", CROP_METHODS))
+    outputs = (Output(T.IMAGE, "IMAGE"),)
+
+    def run(self, ctx, image, upscale_method, width, height, crop):
+        check_image(image)
+        h, w = image.shape[1:3]
+        height, width = keep_aspect(h, w, height, width)
+        if (height, width) == (h, w) and crop == "disabled":
+            return (image,)
+        out = comfy_scale(to_bchw(image), height, width, upscale_method, crop)
+        return (to_bhwc(out.clamp(0, 1)),)
+
+
+class ComfyImageInvertNode(Node):
+    """ComfyUI's ImageInvert: 1 - image."""
+
+    node_id = "ImageInvert"
+    category = "image"
+    comfy_core = True
+    inputs = (Input("image", T.IMAGE),)
+    outputs = (Output(T.IMAGE, "IMAGE"),)
+
+    def run(self, ctx, image):
+        return (1.0 - check_image(image),)
+
+
+NODES = (ComfyLoadImageNode, ComfySaveImageNode, ComfyPreviewImageNode, ComfyImageScaleNode,
+         ComfyImageInvertNode)

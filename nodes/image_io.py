@@ -1,0 +1,248 @@
+"""Loading images from the input folder and saving PNGs (with the workflow embedded) to the output folder.
+
+The plain functions here are shared by the ImageTune nodes and the ComfyUI core look-alikes in
+``comfy_core.py``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import string
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..graph_runtime import Input, Node, Output
+from ..graph_runtime import types as T
+from ..graph_runtime.errors import NodeInputError
+from ..graph_runtime.paths import resolve_inside
+from ..ops.image import check_image, pil_to_array, tensor_to_pil
+
+_ANNOTATIONS = {" [input]": "input", " [output]": "output", " [temp]": "temp"}
+
+
+def split_annotation(name: str) -> tuple[str, str]:
+    """ComfyUI's annotated file names ("a.png [output]") -> (name, root kind); plain names are "input"."""
+    for suffix, kind in _ANNOTATIONS.items():
+        if name.endswith(suffix):
+            return name[: -len(suffix)], kind
+    return name, "input"
+
+
+def temp_dir(ctx) -> Path:
+    """Where previews go: ComfyUI's temp folder inside ComfyUI, else ``<output>/temp``."""
+    from ..graph_runtime.comfy_bridge import ComfyContext
+
+    if isinstance(ctx, ComfyContext):
+        import folder_paths
+
+        return Path(folder_paths.get_temp_directory())
+    return Path(ctx.output_dir) / "temp"
+
+
+def input_path(ctx, name: str, field: str = "image") -> Path:
+    """The file an image input names, inside its root (input, or output/temp when annotated)."""
+    relative, kind = split_annotation(name)
+    root = {"input": ctx.input_dir, "output": ctx.output_dir, "temp": temp_dir(ctx)}[kind]
+    path = resolve_inside(root, relative, field)
+    if not path.is_file():
+        raise NodeInputError(field, f"no image file {relative!r} in {root}")
+    return path
+
+
+def path_problem(name) -> str | None:
+    """A reason a file name from a workflow can never be valid (absolute, '..'), or None."""
+    if not isinstance(name, str) or not name.strip():
+        return f"expected a file name, got {name!r}"
+    relative, _ = split_annotation(name)
+    parts = relative.replace("\\", "/").split("/")
+    if os.path.isabs(relative) or relative.startswith(("/", "\\")) or (len(relative) > 1 and relative[1] == ":"):
+        return f"absolute paths are not allowed, got {name!r}"
+    if ".." in parts:
+        return f"'..' is not allowed in {name!r}"
+    return None
+
+
+def file_fingerprint(ctx, name) -> object:
+    """(mtime_ns, size) of the named input file, so an edited file busts the cache."""
+    try:
+        stat = input_path(ctx, name).stat()
+    except (NodeInputError, OSError) as exc:
+        return f"unreadable: {exc}"
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+def load_image_file(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read PNG/JPEG/WebP/... -> (IMAGE [F,H,W,3], MASK [F,H,W] = 1 - alpha), EXIF orientation applied.
+
+    Frames of an animated file become the batch (frames of another size than the first are skipped,
+    as ComfyUI does).
+    """
+    from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+
+    try:
+        picture = Image.open(path)
+    except UnidentifiedImageError:
+        raise NodeInputError("image", f"{path.name} is not an image PIL can read") from None
+    images, masks = [], []
+    with picture:
+        for frame in ImageSequence.Iterator(picture):
+            frame = ImageOps.exif_transpose(frame)
+            array = pil_to_array(frame)
+            if images and array.shape[:2] != images[0].shape[:2]:
+                continue
+            rgb, alpha = array[..., :3], array[..., 3] if array.shape[-1] == 4 else None
+            images.append(rgb)
+            masks.append(1.0 - alpha if alpha is not None else np.zeros(rgb.shape[:2], np.float32))
+    return torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(masks))
+
+
+def output_folder(root: Path, prefix: str) -> tuple[Path, str, str]:
+    """Split a save prefix ("sub/name") into (folder inside root, file stem, subfolder); refuse escapes."""
+    problem = path_problem(prefix)
+    if problem:
+        raise NodeInputError("filename_prefix", problem)
+    normal = prefix.replace("\\", "/")
+    subfolder, _, stem = normal.rpartition("/")
+    if not stem or stem in (".",):
+        raise NodeInputError("filename_prefix", f"expected a file name after the last '/', got {prefix!r}")
+    folder = resolve_inside(root, subfolder or ".", "filename_prefix")
+    if folder.exists() and not folder.is_dir():
+        raise NodeInputError("filename_prefix", f"{subfolder!r} exists and is not a folder")
+    return folder, stem, os.path.normpath(subfolder) if subfolder else ""
+
+
+def next_counter(folder: Path, stem: str) -> int:
+    """One past the largest N of existing ``<stem>_<N>_.*`` files (ComfyUI's numbering), or 1."""
+    pattern = re.compile(re.escape(os.path.normcase(stem)) + r"_(\d+)_\.[^.]+$")
+    best = 0
+    if folder.is_dir():
+        for entry in os.listdir(folder):
+            found = pattern.match(os.path.normcase(entry))
+            if found:
+                best = max(best, int(found.group(1)))
+    return best + 1
+
+
+def png_metadata(prompt, extra_pnginfo):
+    """ComfyUI's PNG text chunks: ``prompt`` (API JSON) and one per extra_pnginfo key (``workflow``)."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    if prompt is not None:
+        info.add_text("prompt", json.dumps(prompt))
+    for key, value in (extra_pnginfo or {}).items():
+        info.add_text(key, json.dumps(value))
+    return info
+
+
+def write_atomically(picture, target: Path, **save_kwargs) -> None:
+    """Write a PIL image to a temp file in the target folder, then rename it into place."""
+    handle, temp = tempfile.mkstemp(prefix=".imagetune-", suffix=".png.part", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            picture.save(stream, format="PNG", **save_kwargs)
+        os.replace(temp, target)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+
+
+def save_images(images: torch.Tensor, root: Path, prefix: str, *, kind: str, prompt=None,
+                extra_pnginfo=None, compress_level: int = 4) -> list[dict]:
+    """Save each image of IMAGE [B,H,W,C] as ``<prefix>_<NNNNN>_.png`` under root; return UI entries."""
+    check_image(images, "images")
+    folder, stem, subfolder = output_folder(Path(root), prefix)
+    folder.mkdir(parents=True, exist_ok=True)
+    counter = next_counter(folder, stem)
+    metadata = png_metadata(prompt, extra_pnginfo)
+    results = []
+    for index in range(images.shape[0]):
+        name = stem.replace("%batch_num%", str(index))
+        target = folder / f"{name}_{counter:05}_.png"
+        while target.exists():  # another writer got there first
+            counter += 1
+            target = folder / f"{name}_{counter:05}_.png"
+        write_atomically(tensor_to_pil(images[index]), target, pnginfo=metadata, compress_level=compress_level)
+        results.append({"filename": target.name, "subfolder": subfolder, "type": kind})
+        counter += 1
+    return results
+
+
+def save_output(ctx, images, prefix: str) -> dict:
+    """SaveImage's work: PNGs in the output folder with the workflow embedded; the UI dict."""
+    found = save_images(images, ctx.output_dir, prefix, kind="output", prompt=ctx.prompt,
+                        extra_pnginfo=ctx.extra_pnginfo)
+    return {"ui": {"images": found}, "result": ()}
+
+
+def save_preview(ctx, images, prefix: str = "ImageTune") -> dict:
+    """PreviewImage's work: fast PNGs in the temp folder, with a random suffix as ComfyUI uses."""
+    suffix = "_temp_" + "".join(random.choice(string.ascii_lowercase) for _ in range(5))
+    found = save_images(images, temp_dir(ctx), prefix + suffix, kind="temp", prompt=ctx.prompt,
+                        extra_pnginfo=ctx.extra_pnginfo, compress_level=1)
+    return {"ui": {"images": found}, "result": ()}
+
+
+class LoadImageNode(Node):
+    """Load an image from the input folder as IMAGE, with its alpha as MASK (1 where transparent)."""
+
+    node_id = "ImageTuneLoadImage"
+    category = "ImageTune/image"
+    inputs = (Input("image", T.STRING, default="example.png",
+                    tooltip="File name inside the input folder (PNG, JPEG, WebP, ...); subfolders allowed."),)
+    outputs = (Output(T.IMAGE, "image", "RGB image [1,H,W,3] (frames of an animation form the batch)"),
+               Output(T.MASK, "mask", "1 - alpha (1 where transparent); zeros without alpha"))
+
+    def run(self, ctx, image):
+        return load_image_file(input_path(ctx, image))
+
+    @classmethod
+    def fingerprint(cls, ctx, image=None, **_):
+        return file_fingerprint(ctx, image)
+
+    @classmethod
+    def check_inputs(cls, image=None, **_):
+        problem = path_problem(image) if image is not None else None
+        return [("image", problem)] if problem else []
+
+
+class SaveImageNode(Node):
+    """Save images as PNG files in the output folder, with the workflow embedded as ComfyUI does."""
+
+    node_id = "ImageTuneSaveImage"
+    category = "ImageTune/image"
+    inputs = (Input("images", T.IMAGE),
+              Input("filename_prefix", T.STRING, default="ImageTune",
+                    tooltip="File name prefix; may contain a subfolder ('runs/cat'). Files are <prefix>_00001_.png, ..."))
+    outputs = ()
+    output_node = True
+
+    def run(self, ctx, images, filename_prefix):
+        return save_output(ctx, images, filename_prefix)
+
+    @classmethod
+    def check_inputs(cls, filename_prefix=None, **_):
+        problem = path_problem(filename_prefix) if filename_prefix is not None else None
+        return [("filename_prefix", problem)] if problem else []
+
+
+class PreviewImageNode(Node):
+    """Show images without keeping them: fast PNGs in the temp folder."""
+
+    node_id = "ImageTunePreviewImage"
+    category = "ImageTune/image"
+    inputs = (Input("images", T.IMAGE),)
+    outputs = ()
+    output_node = True
+
+    def run(self, ctx, images):
+        return save_preview(ctx, images)
+
+
+NODES = (LoadImageNode, SaveImageNode, PreviewImageNode)

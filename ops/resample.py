@@ -1,0 +1,117 @@
+"""Resizing [B,C,H,W] tensors on their own device, with PIL's filters (antialiased when shrinking).
+
+``resize`` reproduces ``PIL.Image.resize`` for BILINEAR, BICUBIC and LANCZOS on float images:
+each axis is one matrix product with PIL's own coefficients (``Resample.c`` precompute_coeffs),
+so it runs on a GPU tensor with no host round trip.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+PIL_FILTERS = ("bilinear", "bicubic", "lanczos")
+TORCH_MODES = ("nearest-exact", "bilinear", "area", "bicubic")
+
+
+def _triangle(x: torch.Tensor) -> torch.Tensor:
+    x = x.abs()
+    return torch.where(x < 1.0, 1.0 - x, torch.zeros_like(x))
+
+
+def _bicubic(x: torch.Tensor, a: float = -0.5) -> torch.Tensor:
+    # PIL uses a = -0.5 (Keys); torch's bicubic uses -0.75
+    x = x.abs()
+    near = ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+    far = (((x - 5.0) * x + 8.0) * x - 4.0) * a
+    return torch.where(x < 1.0, near, torch.where(x < 2.0, far, torch.zeros_like(x)))
+
+
+def _lanczos3(x: torch.Tensor) -> torch.Tensor:
+    return torch.where(x.abs() < 3.0, torch.sinc(x) * torch.sinc(x / 3.0), torch.zeros_like(x))
+
+
+_KERNELS = {"bilinear": (_triangle, 1.0), "bicubic": (_bicubic, 2.0), "lanczos": (_lanczos3, 3.0)}
+
+
+def resample_matrix(size_in: int, size_out: int, method: str, device=None) -> torch.Tensor:
+    """Weights [size_out, size_in] (float64) of PIL's separable filter ``method`` along one axis."""
+    kernel, base_support = _KERNELS[method]
+    scale = size_in / size_out
+    filterscale = max(scale, 1.0)
+    support = base_support * filterscale
+    centre = (torch.arange(size_out, dtype=torch.float64, device=device) + 0.5) * scale
+    lo = torch.trunc(centre - support + 0.5).clamp(min=0)
+    hi = torch.trunc(centre + support + 0.5).clamp(max=size_in)
+    x = torch.arange(size_in, dtype=torch.float64, device=device)
+    weights = kernel((x[None, :] - centre[:, None] + 0.5) / filterscale)
+    inside = (x[None, :] >= lo[:, None]) & (x[None, :] < hi[:, None])
+    weights = torch.where(inside, weights, torch.zeros_like(weights))
+    total = weights.sum(1, keepdim=True)
+    return weights / torch.where(total == 0, torch.ones_like(total), total)
+
+
+def resize(image: torch.Tensor, height: int, width: int, method: str = "lanczos") -> torch.Tensor:
+    """Resize [B,C,H,W] (any float dtype, any range) to [B,C,height,width].
+
+    ``method``: "bilinear", "bicubic" or "lanczos" (PIL's filters, antialiased when shrinking),
+    or "nearest-exact" / "area" (torch's). Values may overshoot 0..1 with bicubic and lanczos,
+    as in PIL; callers clamp.
+    """
+    if height < 1 or width < 1:
+        raise ValueError(f"resize: target size must be at least 1x1, got {width}x{height}")
+    _, _, h, w = image.shape
+    if (h, w) == (height, width):
+        return image.clone()
+    if method in ("nearest-exact", "area"):
+        return F.interpolate(image, size=(height, width), mode=method)
+    if method not in _KERNELS:
+        raise ValueError(f"resize: unknown method {method!r}; expected one of {PIL_FILTERS + ('nearest-exact', 'area')}")
+    compute = torch.float32 if image.dtype in (torch.float16, torch.bfloat16) else image.dtype
+    rows = resample_matrix(h, height, method, image.device).to(compute)
+    cols = resample_matrix(w, width, method, image.device).to(compute)
+    out = image.to(compute)
+    # Shrink the larger reduction first to keep the intermediate small.
+    if height * w <= h * width:
+        out = (rows @ out) @ cols.T
+    else:
+        out = rows @ (out @ cols.T)
+    return out.to(image.dtype)
+
+
+def comfy_scale(image: torch.Tensor, height: int, width: int, method: str, crop: str) -> torch.Tensor:
+    """ComfyUI's ``common_upscale`` on [B,C,H,W]: optional centre crop to the target aspect, then resize.
+
+    "lanczos" is PIL's (ComfyUI resizes through PIL); the others are ``F.interpolate`` modes, as in ComfyUI.
+    """
+    _, _, h, w = image.shape
+    if crop == "center":
+        old_aspect, new_aspect = w / h, width / height
+        if old_aspect > new_aspect:
+            x = round((w - w * (new_aspect / old_aspect)) / 2)
+            image = image[:, :, :, x:w - x]
+        elif old_aspect < new_aspect:
+            y = round((h - h * (old_aspect / new_aspect)) / 2)
+            image = image[:, :, y:h - y, :]
+    if method == "lanczos":
+        return resize(image, height, width, "lanczos")
+    if method in ("bilinear", "bicubic"):
+        return F.interpolate(image, size=(height, width), mode=method, align_corners=False)
+    return F.interpolate(image, size=(height, width), mode=method)
+
+
+def keep_aspect(h: int, w: int, height: int, width: int) -> tuple[int, int]:
+    """ComfyUI's rule for a 0 width or height: derive it from the other, keeping the aspect ratio."""
+    if width == 0 and height == 0:
+        return h, w
+    if width == 0:
+        width = max(1, round(w * height / h))
+    elif height == 0:
+        height = max(1, round(h * width / w))
+    return height, width
+
+
+def scaled_size(h: int, w: int, factor: float) -> tuple[int, int]:
+    """Target size for a scale factor, at least 1x1."""
+    return max(1, int(math.floor(h * factor + 0.5))), max(1, int(math.floor(w * factor + 0.5)))
