@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     nodes.add_argument("--json", action="store_true", help="the catalog in ComfyUI's /object_info shape")
     nodes.set_defaults(func=cmd_nodes)
 
+    convert = sub.add_parser("convert", help="write a UI-format workflow or a PNG's workflow in the API format")
+    convert.add_argument("workflow", help="UI or API JSON, or a PNG with an embedded workflow")
+    convert.add_argument("-o", "--output", type=Path, help="file to write (default: print to stdout)")
+    convert.set_defaults(func=cmd_convert)
+
     for extend in _EXTENSIONS:
         extend(sub)
     return parser
@@ -133,6 +138,17 @@ def cmd_validate(args) -> int:
         print(json.dumps(exc.report, indent=2) if args.json else str(exc))
         return EXIT_INVALID
     print(f"valid: {len(plan.order)} nodes to run, outputs {', '.join(plan.outputs)}")
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from .workflow import load_workflow
+
+    text = json.dumps(load_workflow(args.workflow), indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
     return 0
 
 

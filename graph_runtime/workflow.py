@@ -48,11 +48,11 @@ def _reject_constant(name: str):
     raise json.JSONDecodeError(f"{name} is not valid JSON", name, 0)
 
 
-def load_workflow(source: Any) -> dict:
+def load_workflow(source: Any, registry=None) -> dict:
     """Load an API-format workflow from a dict, a JSON string, or a path to a JSON/PNG file.
 
-    UI-format workflows (with "nodes" and "links") and PNGs are converted when the
-    interchange module is present; see ``interchange.py``.
+    UI-format workflows (with "nodes" and "links") and PNGs are converted, mapping widget
+    values with ``registry`` (the pack's nodes when None); see ``interchange.py``.
     """
     if isinstance(source, dict):
         data = source
@@ -62,7 +62,7 @@ def load_workflow(source: Any) -> dict:
         data = parse_json(source)
     else:
         raise WorkflowFormatError(f"workflow must be a dict, JSON text or a path, got {type(source).__name__}")
-    return as_api_format(data)
+    return as_api_format(data, registry)
 
 
 def _looks_like_path(source) -> bool:
@@ -85,12 +85,12 @@ def _read_file(path: Path) -> Any:
     return parse_json(raw, str(path))
 
 
-def as_api_format(data: Any) -> dict:
+def as_api_format(data: Any, registry=None) -> dict:
     """Return ``data`` in API format, converting a UI-format workflow when needed."""
     if isinstance(data, dict) and "nodes" in data and isinstance(data.get("nodes"), list):
         from .interchange import ui_to_api
 
-        return ui_to_api(data)
+        return ui_to_api(data, registry)
     if isinstance(data, dict) and isinstance(data.get("prompt"), dict) and "class_type" not in data:
         data = data["prompt"]  # a POST /prompt body
     if not isinstance(data, dict):

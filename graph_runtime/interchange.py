@@ -1,0 +1,405 @@
+"""ComfyUI's UI ("workflow") format and PNG-embedded workflows, converted to the API format.
+
+The conversion follows the front end's ``graphToPrompt`` (ComfyUI_frontend ``executionUtil.ts``
+and ``ExecutableNodeDTO.ts``): subgraph instances are flattened into ``"outer:inner"`` ids,
+``widgets_values`` are mapped by the declared input order, links override widget values,
+Reroutes pass through, a PrimitiveNode's value lands in the inputs it feeds, Notes and groups
+are ignored, muted (mode 2) nodes are dropped and bypassed (mode 4) nodes pass the matching
+input through. Both link layouts are read: v0.4 tuples and v1 objects.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import types as T
+from .errors import WorkflowFormatError
+from .validate import types_match
+from .workflow import parse_json
+
+MODE_MUTED = 2
+MODE_BYPASS = 4
+SUBGRAPH_INPUT_ID = "-10"
+SUBGRAPH_OUTPUT_ID = "-20"
+IGNORED_TYPES = frozenset({"Note", "MarkdownNote"})
+#: the front end's fallback widget values when a declaration has no default
+_TYPE_DEFAULTS = {T.INT: 0, T.FLOAT: 0.0, T.STRING: "", T.BOOLEAN: False}
+
+
+@dataclass(frozen=True)
+class Link:
+    """One link: output ``origin_slot`` of ``origin_id`` feeds input ``target_slot`` of ``target_id``."""
+
+    origin_id: str
+    origin_slot: int
+    target_id: str
+    target_slot: int
+    type: Any = "*"
+
+
+@dataclass
+class Graph:
+    """One level of a UI workflow: the root graph or a subgraph definition."""
+
+    nodes: dict[str, dict]
+    links: dict[int, Link]
+    definition: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Dto:
+    """A node at one place in the flattened graph (the front end's ExecutableNodeDTO)."""
+
+    exec_id: str
+    node: dict
+    graph: Graph
+    path: tuple[str, ...]
+    instance: "_Dto | None"  # the subgraph instance this node lives in
+
+    @property
+    def inputs(self) -> list[dict]:
+        return [i for i in self.node.get("inputs") or [] if isinstance(i, dict)]
+
+
+# ---------------------------------------------------------------------------------------------
+# widgets_values -> input names
+
+
+def widget_layout(cls, legacy: bool = False) -> list[str | None]:
+    """Input names in the order the front end creates widgets; ``None`` marks a slot that is no input.
+
+    Required inputs come before optional ones (``INPUT_TYPES`` order). Seed-like INT inputs are
+    followed by their "control after generate" slot. ``legacy`` is the layout before front end
+    1.16, where a ``forceInput`` input still had a widget (its value is not an input).
+    """
+    ordered = [s for s in cls.inputs if not s.optional] + [s for s in cls.inputs if s.optional]
+    slots: list[str | None] = []
+    for spec in ordered:
+        if not spec.is_widget or (spec.force_input and not legacy):
+            continue
+        slots.append(None if spec.force_input else spec.name)
+        if spec.has_control_widget:
+            slots.append(None)
+    return slots
+
+
+def widget_default(spec) -> Any:
+    """The value a fresh front-end widget holds: the declared default, else the type's zero."""
+    if spec.has_default:
+        return spec.default
+    if spec.type == T.COMBO:
+        return spec.choices[0]
+    return _TYPE_DEFAULTS.get(spec.type)
+
+
+def map_widget_values(cls, values: Any) -> dict[str, Any]:
+    """Literal inputs from a node's ``widgets_values`` (a positional list, or a dict by name)."""
+    widgets = {s.name: s for s in cls.inputs if s.is_widget and not s.force_input}
+    if isinstance(values, dict):
+        found = {k: v for k, v in values.items() if k in widgets}
+    else:
+        values = values if isinstance(values, list) else []
+        modern, legacy = widget_layout(cls), widget_layout(cls, legacy=True)
+        # Old files keep a slot per forceInput widget; the front end migrates them by length.
+        layout = legacy if len(legacy) != len(modern) and len(values) == len(legacy) else modern
+        found = {name: value for name, value in zip(layout, values) if name is not None}
+    for name, spec in widgets.items():  # values missing from older files: the widget's default
+        if name not in found:
+            found[name] = widget_default(spec)
+    return {k: v for k, v in found.items() if v is not None}
+
+
+# ---------------------------------------------------------------------------------------------
+# parsing
+
+
+def parse_links(raw_links: Any) -> dict[int, Link]:
+    """Links by id from either layout: ``[id, origin, slot, target, slot, type]`` or objects."""
+    links = {}
+    for raw in raw_links or []:
+        if isinstance(raw, list) and len(raw) >= 5:
+            link_id, origin, oslot, target, tslot = raw[:5]
+            kind = raw[5] if len(raw) > 5 else "*"
+        elif isinstance(raw, dict) and "id" in raw:
+            link_id, origin, oslot = raw["id"], raw.get("origin_id"), raw.get("origin_slot")
+            target, tslot, kind = raw.get("target_id"), raw.get("target_slot"), raw.get("type", "*")
+        else:
+            raise WorkflowFormatError(f"links: expected [id, origin, slot, target, slot, type] or a "
+                                      f"link object, got {str(raw)[:80]}")
+        links[int(link_id)] = Link(str(origin), int(oslot), str(target), int(tslot), kind)
+    return links
+
+
+def _graph(data: dict) -> Graph:
+    nodes = {}
+    for node in data.get("nodes") or []:
+        if not isinstance(node, dict) or "id" not in node or "type" not in node:
+            raise WorkflowFormatError(f"nodes: every node needs an id and a type, got {str(node)[:80]}")
+        nodes[str(node["id"])] = node
+    return Graph(nodes, parse_links(data.get("links")), data)
+
+
+def _subgraph_definitions(data: dict) -> dict[str, Graph]:
+    """Every subgraph definition by id, including definitions nested inside definitions."""
+    found: dict[str, Graph] = {}
+    stack = [data]
+    while stack:
+        for sub in ((stack.pop().get("definitions") or {}).get("subgraphs") or []):
+            if isinstance(sub, dict) and sub.get("id") not in found:
+                found[sub["id"]] = _graph(sub)
+                stack.append(sub)
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# conversion
+
+
+def ui_to_api(data: dict, registry=None) -> dict:
+    """Convert a UI-format workflow to the API format, resolving nodes against ``registry``.
+
+    Raises WorkflowFormatError naming every node type that is neither in the registry nor a
+    front-end-only type, with the pack it came from when the workflow records it.
+    """
+    if registry is None:
+        from ..nodes import default_registry
+
+        registry = default_registry()
+    if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
+        raise WorkflowFormatError("a UI-format workflow needs a 'nodes' list")
+    return _Converter(data, registry).convert()
+
+
+class _Converter:
+    """Flattens one UI workflow and emits its API form."""
+
+    def __init__(self, data: dict, registry):
+        self.registry = registry
+        self.subgraphs = _subgraph_definitions(data)
+        self.dtos: dict[str, _Dto] = {}
+        self._flatten(_graph(data), (), None, depth=0)
+
+    def _flatten(self, graph: Graph, path: tuple[str, ...], instance: _Dto | None, depth: int) -> None:
+        if depth > 32:
+            raise WorkflowFormatError("subgraphs are nested more than 32 deep (a subgraph contains itself?)")
+        for node_id, node in graph.nodes.items():
+            dto = _Dto(":".join(path + (node_id,)), node, graph, path, instance)
+            self.dtos[dto.exec_id] = dto
+            sub = self.subgraphs.get(node.get("type"))
+            if sub is not None:
+                self._flatten(sub, path + (node_id,), dto, depth + 1)
+
+    def convert(self) -> dict:
+        api: dict[str, dict] = {}
+        unknown = []
+        for dto in self.dtos.values():
+            if not self._emits(dto):
+                continue
+            cls = self.registry.get(dto.node["type"])
+            if cls is None:
+                unknown.append(dto)
+                continue
+            api[dto.exec_id] = self._api_node(dto, cls)
+        if unknown:
+            raise WorkflowFormatError(_unknown_message(unknown))
+        for node in api.values():  # links into nodes that were not emitted (muted) are dropped
+            node["inputs"] = {k: v for k, v in node["inputs"].items() if not _is_link(v) or v[0] in api}
+        return api
+
+    def _emits(self, dto: _Dto) -> bool:
+        """True for a node that becomes an API node (not virtual, muted, bypassed or a subgraph)."""
+        node = dto.node
+        if node.get("type") in self.subgraphs or node.get("type") in ("PrimitiveNode", "Reroute"):
+            return False
+        if node.get("type") in IGNORED_TYPES:
+            return False
+        scope: _Dto | None = dto
+        while scope is not None:  # a muted or bypassed subgraph instance silences its insides
+            if scope.node.get("mode", 0) in (MODE_MUTED, MODE_BYPASS):
+                return False
+            scope = scope.instance
+        return True
+
+    def _api_node(self, dto: _Dto, cls) -> dict:
+        inputs = {k: _wrap(v) for k, v in map_widget_values(cls, dto.node.get("widgets_values")).items()}
+        for entry in dto.inputs:
+            if entry.get("link") is None or not entry.get("name"):
+                continue
+            resolved = self.resolve_input(dto, entry, entry.get("type", "*"), set())
+            if resolved is None:
+                continue
+            kind, value = resolved
+            inputs[entry["name"]] = value if kind == "link" else _wrap(value)
+        title = dto.node.get("title") or cls.display_name
+        return {"inputs": inputs, "class_type": cls.node_id, "_meta": {"title": title}}
+
+    # -- resolving links ------------------------------------------------------------------------
+
+    def resolve_input(self, dto: _Dto, entry: dict, want: Any, seen: set) -> tuple[str, Any] | None:
+        """Where an input's value comes from: ``("link", [id, slot])``, ``("value", v)`` or None."""
+        key = (dto.exec_id, "in", entry.get("name"), entry.get("link"))
+        if key in seen:
+            raise WorkflowFormatError(f"node {dto.exec_id}: links loop through reroutes or bypassed nodes")
+        seen.add(key)
+        link = dto.graph.links.get(entry.get("link"))
+        if link is None:
+            raise WorkflowFormatError(f"node {dto.exec_id} input {entry.get('name')!r}: link "
+                                      f"{entry.get('link')} is not in the workflow's links")
+        if dto.instance is not None and link.origin_id == SUBGRAPH_INPUT_ID:
+            return self._resolve_subgraph_input(dto, link, want, seen)
+        origin = self.dtos.get(":".join(dto.path + (link.origin_id,)))
+        if origin is None:
+            raise WorkflowFormatError(f"node {dto.exec_id} input {entry.get('name')!r}: link "
+                                      f"{entry.get('link')} starts at node {link.origin_id}, which does not exist")
+        return self.resolve_output(origin, link.origin_slot, want, seen)
+
+    def resolve_output(self, dto: _Dto, slot: int, want: Any, seen: set) -> tuple[str, Any] | None:
+        """Follow bypassed nodes, reroutes, primitives and subgraphs back to a real output."""
+        key = (dto.exec_id, "out", slot)
+        if key in seen:
+            raise WorkflowFormatError(f"node {dto.exec_id}: links loop through reroutes or bypassed nodes")
+        seen.add(key)
+        node = dto.node
+        kind = node.get("type")
+        if node.get("mode", 0) == MODE_BYPASS:
+            index = _bypass_input_index(dto, slot, want)
+            if index < 0 or dto.inputs[index].get("link") is None:
+                return None
+            return self.resolve_input(dto, dto.inputs[index], want, seen)
+        if kind in self.subgraphs:
+            return self._resolve_subgraph_output(dto, slot, want, seen)
+        if kind == "PrimitiveNode":
+            values = node.get("widgets_values") or []
+            return ("value", values[0]) if values else None
+        if kind == "Reroute":
+            entry = dto.inputs[0] if dto.inputs else None
+            if entry is None or entry.get("link") is None:
+                return None
+            return self.resolve_input(dto, entry, want, seen)
+        if kind in IGNORED_TYPES:
+            return None
+        return "link", [dto.exec_id, slot]
+
+    def _resolve_subgraph_input(self, dto: _Dto, link: Link, want: Any, seen: set):
+        """An inner link from the subgraph's input node: follow the instance's input, or its widget."""
+        instance = dto.instance
+        declared = dto.graph.definition.get("inputs") or []
+        if not 0 <= link.origin_slot < len(declared):
+            raise WorkflowFormatError(f"subgraph {instance.node['type']}: input slot {link.origin_slot} "
+                                      "is not declared")
+        name = declared[link.origin_slot].get("name")
+        entry = next((i for i in instance.inputs if i.get("name") == name), None)
+        if entry is not None and entry.get("link") is not None:
+            return self.resolve_input(instance, entry, want, seen)
+        values = instance.node.get("widgets_values")
+        if isinstance(values, dict):
+            return ("value", values[name]) if name in values else None
+        index = _promoted_widget_index(dto.graph, name)
+        if index is not None and isinstance(values, list) and index < len(values):
+            return "value", values[index]
+        return None  # nothing connected: the inner node keeps its own widget value
+
+    def _resolve_subgraph_output(self, dto: _Dto, slot: int, want: Any, seen: set):
+        """An output of a subgraph instance: the inner node that feeds the definition's output."""
+        sub = self.subgraphs[dto.node["type"]]
+        outputs = sub.definition.get("outputs") or []
+        if not 0 <= slot < len(outputs):
+            return None
+        for link_id in outputs[slot].get("linkIds") or []:
+            link = sub.links.get(int(link_id))
+            if link is not None and link.target_id == SUBGRAPH_OUTPUT_ID:
+                inner = self.dtos.get(f"{dto.exec_id}:{link.origin_id}")
+                if inner is not None:
+                    return self.resolve_output(inner, link.origin_slot, want, seen)
+        return None
+
+
+def _bypass_input_index(dto: _Dto, slot: int, want: Any) -> int:
+    """The input a bypassed node passes to output ``slot``: same index if the type fits, else by type."""
+    inputs = dto.inputs
+    outputs = dto.node.get("outputs") or []
+    out_type = outputs[slot].get("type", "*") if slot < len(outputs) and isinstance(outputs[slot], dict) else "*"
+    if want in ("*", "", None):
+        return slot if slot < len(inputs) else (0 if inputs else -1)
+    if slot < len(inputs) and _fits(inputs[slot].get("type"), out_type) and _fits(inputs[slot].get("type"), want):
+        return slot
+    for index, entry in enumerate(inputs):
+        if entry.get("type") == want:
+            return index
+    for index, entry in enumerate(inputs):
+        if _fits(entry.get("type"), out_type) and _fits(entry.get("type"), want):
+            return index
+    return -1
+
+
+def _fits(a: Any, b: Any) -> bool:
+    """LiteGraph.isValidConnection: equal, wildcard or overlapping comma-separated types."""
+    if a in ("*", "", 0, None) or b in ("*", "", 0, None):
+        return True
+    return types_match(str(a).upper(), str(b).upper())
+
+
+def _promoted_widget_index(sub: Graph, name: str) -> int | None:
+    """Position of a subgraph input among the instance's widgets (inputs that feed a widget)."""
+    index = 0
+    for declared in sub.definition.get("inputs") or []:
+        if _feeds_widget(sub, declared):
+            if declared.get("name") == name:
+                return index
+            index += 1
+    return None
+
+
+def _feeds_widget(sub: Graph, declared: dict) -> bool:
+    for link_id in declared.get("linkIds") or []:
+        link = sub.links.get(int(link_id))
+        target = sub.nodes.get(link.target_id) if link else None
+        for entry in (target or {}).get("inputs") or []:
+            if isinstance(entry, dict) and entry.get("link") == int(link_id) and entry.get("widget"):
+                return True
+    return False
+
+
+def _unknown_message(dtos: list[_Dto]) -> str:
+    parts = []
+    for dto in dtos:
+        props = dto.node.get("properties") or {}
+        pack = props.get("cnr_id") or props.get("aux_id")
+        parts.append(f"node {dto.exec_id} ({dto.node['type']}" + (f", from the pack {pack!r}" if pack else "") + ")")
+    kinds = sorted({d.node["type"] for d in dtos})
+    return (f"the workflow uses node types this runtime does not have: {', '.join(kinds)}; "
+            f"{'; '.join(parts)}. Only ImageTune nodes and the ComfyUI core nodes it implements can run here.")
+
+
+def _is_link(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
+
+
+def _wrap(value: Any) -> Any:
+    """List literals are wrapped as the front end does, so they are never mistaken for links."""
+    return {"__value__": value} if isinstance(value, list) else value
+
+
+# ---------------------------------------------------------------------------------------------
+# PNG
+
+
+def workflow_from_png(raw: bytes, source_name: str) -> dict:
+    """The workflow embedded in a PNG: the API ``prompt`` chunk when present, else the UI ``workflow``."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(raw)) as image:
+            texts = dict(image.info)
+            if "prompt" not in texts and "workflow" not in texts:
+                texts = dict(getattr(image, "text", {}))  # chunks after the image data need a load
+    except Exception as exc:  # Pillow raises many types for damaged files
+        raise WorkflowFormatError(f"{source_name}: not a readable PNG ({type(exc).__name__}: {exc})") from None
+    for key in ("prompt", "workflow"):
+        text = texts.get(key)
+        if isinstance(text, (str, bytes)) and text.strip():
+            data = parse_json(text, f"{source_name} ({key} chunk)")
+            if isinstance(data, dict) and data:
+                return data
+    raise WorkflowFormatError(f"{source_name}: the PNG carries no 'prompt' or 'workflow' text chunk")

@@ -1,0 +1,297 @@
+"""UI-format workflows (v0.4 and v1) and PNG-embedded workflows, converted and then executed.
+
+Each fixture in tests/fixtures/ui/ is a UI workflow written the way ComfyUI's front end saves
+it, next to the API form the front end would queue for it (written by hand from the front
+end's rules). The conversion must match exactly, and the converted graph must compute the
+images that follow from the expected parameters.
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from imagetune.graph_runtime import ExecutionContext, Input, Node, NodeRegistry, Output, Runtime, combo
+from imagetune.graph_runtime import types as T
+from imagetune.graph_runtime.cli import main as cli_main
+from imagetune.graph_runtime.errors import WorkflowFormatError
+from imagetune.graph_runtime.interchange import map_widget_values, ui_to_api, widget_layout, workflow_from_png
+from imagetune.graph_runtime.workflow import load_workflow
+
+FIXTURES = Path(__file__).parent / "fixtures" / "ui"
+COLORS = ("red", "green", "blue")
+
+
+def solid(width: int, height: int, seed: int, color: str, noise: float) -> torch.Tensor:
+    """A [1, H, W, 3] image: one channel at 0.8 plus seeded uniform noise times ``noise``."""
+    image = torch.zeros(1, height, width, 3)
+    image[..., COLORS.index(color)] = 0.8
+    generator = torch.Generator().manual_seed(seed)
+    return image + noise * torch.rand(1, height, width, 3, generator=generator)
+
+
+class MakeSolidNode(Node):
+    """Test source: a solid colour with seeded noise."""
+
+    node_id = "ImageTuneTestSolid"
+    display_name = "Solid"
+    category = "ImageTune/test"
+    inputs = (Input("width", T.INT, default=8, min=1, max=64), Input("height", T.INT, default=8, min=1, max=64),
+              Input("seed", T.INT, default=0, min=0, max=T.MAX_SEED), combo("color", COLORS),
+              Input("noise", T.FLOAT, default=0.0, min=0.0, max=1.0, optional=True))
+    outputs = (Output(T.IMAGE, "image"),)
+
+    def run(self, ctx, width, height, seed, color, noise):
+        return (solid(width, height, seed, color, noise),)
+
+
+class ScaleImageNode(Node):
+    """Test: image * factor + offset (offset is socket-only)."""
+
+    node_id = "ImageTuneTestScale"
+    display_name = "Scale"
+    category = "ImageTune/test"
+    inputs = (Input("image", T.IMAGE), Input("factor", T.FLOAT, default=1.0, min=-10.0, max=10.0),
+              Input("offset", T.FLOAT, optional=True, force_input=True, min=-10.0, max=10.0))
+    outputs = (Output(T.IMAGE, "image"),)
+
+    def run(self, ctx, image, factor, offset):
+        return (image * factor + (offset or 0.0),)
+
+
+class BlendImagesNode(Node):
+    """Test: a mixed with b (a alone when b is absent)."""
+
+    node_id = "ImageTuneTestBlend"
+    display_name = "Blend"
+    category = "ImageTune/test"
+    inputs = (Input("a", T.IMAGE), Input("b", T.IMAGE, optional=True),
+              Input("mix", T.FLOAT, default=0.5, min=0.0, max=1.0))
+    outputs = (Output(T.IMAGE, "image"),)
+
+    def run(self, ctx, a, b, mix):
+        return (a if b is None else a * (1 - mix) + b * mix,)
+
+
+class MeasureWidthNode(Node):
+    """Test: an image's width as an INT."""
+
+    node_id = "ImageTuneTestWidth"
+    display_name = "Width"
+    category = "ImageTune/test"
+    inputs = (Input("image", T.IMAGE),)
+    outputs = (Output(T.INT, "width"),)
+
+    def run(self, ctx, image):
+        return (int(image.shape[2]),)
+
+
+class MeasureMeanNode(Node):
+    """Test: an image's mean as a FLOAT."""
+
+    node_id = "ImageTuneTestMean"
+    display_name = "Mean"
+    category = "ImageTune/test"
+    inputs = (Input("image", T.IMAGE),)
+    outputs = (Output(T.FLOAT, "mean"),)
+
+    def run(self, ctx, image):
+        return (float(image.mean()),)
+
+
+class ShiftImageNode(Node):
+    """Test: roll an image sideways (its first input is not an image)."""
+
+    node_id = "ImageTuneTestShift"
+    display_name = "Shift"
+    category = "ImageTune/test"
+    inputs = (Input("amount", T.INT, force_input=True), Input("image", T.IMAGE))
+    outputs = (Output(T.IMAGE, "image"),)
+
+    def run(self, ctx, amount, image):
+        return (torch.roll(image, amount, dims=2),)
+
+
+class KeepImagesNode(Node):
+    """Test sink: reports a file name and passes the images on."""
+
+    node_id = "ImageTuneTestSave"
+    display_name = "Save"
+    category = "ImageTune/test"
+    inputs = (Input("images", T.IMAGE), Input("filename_prefix", T.STRING, default="test"))
+    outputs = (Output(T.IMAGE, "images"),)
+    output_node = True
+
+    def run(self, ctx, images, filename_prefix):
+        return {"ui": {"images": [{"filename": f"{filename_prefix}.png", "subfolder": "", "type": "output"}]},
+                "result": (images,)}
+
+
+TEST_NODES = (MakeSolidNode, ScaleImageNode, BlendImagesNode, MeasureWidthNode, MeasureMeanNode,
+              ShiftImageNode, KeepImagesNode)
+
+
+@pytest.fixture
+def registry():
+    return NodeRegistry(TEST_NODES)
+
+
+def _basic():
+    return {"3": solid(16, 12, 42, "green", 0.25) * 0.5}
+
+
+def _force_input():
+    small = solid(4, 4, 0, "green", 0.0)
+    return {"6": (solid(4, 8, 3, "red", 0.1) * 0.5 + small.mean()) * 3.0}
+
+
+def _subgraph():
+    first = solid(8, 8, 5, "red", 0.0) * 3.0 * 0.25
+    return {"3": first, "5": first * 0.5 * 0.25}
+
+
+#: fixture name -> the images each output node must produce
+EXPECTED_IMAGES = {
+    "v04_basic": _basic,
+    "v1_links": _basic,
+    "reroute_primitive": lambda: {"3": solid(24, 8, 7, "red", 0.0) * 2.0},
+    "modes": lambda: {"5": solid(8, 8, 1, "blue", 0.0), "9": solid(8, 8, 1, "blue", 0.0)},
+    "force_input_and_linked_widgets": _force_input,
+    "widgets_by_name": lambda: {"3": solid(4, 6, 9, "blue", 0.0)},
+    "subgraph": _subgraph,
+}
+
+
+def _load(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def test_every_fixture_is_covered():
+    names = {p.name[:-len(".api.json")] for p in FIXTURES.glob("*.api.json")}
+    assert names == set(EXPECTED_IMAGES)
+    assert all((FIXTURES / f"{n}.json").is_file() for n in names)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_IMAGES))
+def test_fixture_converts_to_the_expected_api(name, registry):
+    assert ui_to_api(_load(f"{name}.json"), registry) == _load(f"{name}.api.json")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_IMAGES))
+def test_fixture_runs_and_computes_the_expected_images(name, registry, tmp_path):
+    ctx = ExecutionContext(device="cpu", output_dir=tmp_path, input_dir=tmp_path, models_dirs=[tmp_path])
+    result = Runtime(registry).run(_load(f"{name}.json"), ctx=ctx)  # the UI form, converted by the runtime
+    expected = EXPECTED_IMAGES[name]()
+    assert set(result.ui) == set(expected)
+    for node_id, image in expected.items():
+        torch.testing.assert_close(result.outputs[node_id][0], image)
+
+
+def test_widget_layout_follows_the_front_end():
+    # required before optional, a control slot after the seed, forceInput has no slot since FE 1.16
+    assert widget_layout(MakeSolidNode) == ["width", "height", "seed", None, "color", "noise"]
+    assert widget_layout(ScaleImageNode) == ["factor"]
+    assert widget_layout(ScaleImageNode, legacy=True) == ["factor", None]
+    assert widget_layout(ShiftImageNode) == []
+
+
+def test_old_files_with_a_boolean_control_slot_and_missing_optionals():
+    values = map_widget_values(MakeSolidNode, [5, 6, 7, True, "blue"])
+    assert values == {"width": 5, "height": 6, "seed": 7, "color": "blue", "noise": 0.0}
+
+
+def test_a_wrong_layout_is_reported_by_validation_not_guessed(registry):
+    data = _load("v04_basic.json")
+    data["nodes"][0]["widgets_values"] = [16, 12, 42, "green", 0.25]  # the control slot is missing
+    api = ui_to_api(data, registry)
+    assert api["1"]["inputs"]["color"] == 0.25
+    with pytest.raises(Exception, match="color"):
+        Runtime(registry).prepare(api)
+
+
+def test_unknown_node_types_are_named_with_their_pack(registry):
+    data = _load("v04_basic.json")
+    data["nodes"][1].update(type="KSampler", properties={"cnr_id": "comfy-core"})
+    data["nodes"][2].update(type="FancySharpen", properties={"aux_id": "someone/fancy-pack"})
+    with pytest.raises(WorkflowFormatError) as info:
+        ui_to_api(data, registry)
+    message = str(info.value)
+    assert "FancySharpen, KSampler" in message
+    assert "node 2 (KSampler, from the pack 'comfy-core')" in message
+    assert "node 3 (FancySharpen, from the pack 'someone/fancy-pack')" in message
+
+
+def test_a_dangling_link_is_a_format_error(registry):
+    data = _load("v04_basic.json")
+    data["links"] = data["links"][1:]
+    with pytest.raises(WorkflowFormatError, match="link 1 is not in the workflow's links"):
+        ui_to_api(data, registry)
+
+
+def test_list_literals_are_wrapped_so_they_never_look_like_links():
+    class TakeListNode(Node):
+        """Test: a STRING widget whose saved value is a list (as some front-end widgets store)."""
+
+        node_id = "ImageTuneTestList"
+        category = "ImageTune/test"
+        inputs = (Input("names", T.STRING, default=""),)
+        outputs = (Output(T.STRING, "names"),)
+
+        def run(self, ctx, names):
+            return (names,)
+
+    data = {"nodes": [{"id": 1, "type": "ImageTuneTestList", "mode": 0, "widgets_values": [["1", 0]]}],
+            "links": [], "version": 0.4}
+    api = ui_to_api(data, NodeRegistry([TakeListNode]))
+    assert api["1"]["inputs"]["names"] == {"__value__": ["1", 0]}
+
+
+def _png(**chunks: dict) -> bytes:
+    info = PngInfo()
+    for key, value in chunks.items():
+        info.add_text(key, json.dumps(value))
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def test_png_prefers_the_embedded_prompt(registry, tmp_path):
+    prompt = _load("v04_basic.api.json")
+    prompt["3"]["inputs"]["filename_prefix"] = "from-prompt"
+    path = tmp_path / "ComfyUI_00001_.png"
+    path.write_bytes(_png(prompt=prompt, workflow=_load("v04_basic.json")))
+    assert load_workflow(path, registry) == prompt
+
+
+def test_png_with_only_a_workflow_is_converted(registry, tmp_path):
+    path = tmp_path / "shared.png"
+    path.write_bytes(_png(workflow=_load("subgraph.json")))
+    assert load_workflow(path, registry) == _load("subgraph.api.json")
+
+
+def test_png_without_a_workflow_or_damaged_is_a_clear_error():
+    with pytest.raises(WorkflowFormatError, match="no 'prompt' or 'workflow' text chunk"):
+        workflow_from_png(_png(), "plain.png")
+    with pytest.raises(WorkflowFormatError, match="broken.png: not a readable PNG"):
+        workflow_from_png(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "broken.png")
+
+
+def test_cli_convert_writes_the_api_format(registry, tmp_path, monkeypatch, capsys):
+    import imagetune.nodes
+
+    # the command converts with the pack's registry; the test nodes stand in for it
+    monkeypatch.setattr(imagetune.nodes, "default_registry", lambda: registry)
+    out = tmp_path / "api.json"
+    assert cli_main(["convert", str(FIXTURES / "subgraph.json"), "-o", str(out)]) == 0
+    assert json.loads(out.read_text()) == _load("subgraph.api.json")
+    assert cli_main(["convert", str(FIXTURES / "modes.json")]) == 0
+    assert json.loads(capsys.readouterr().out) == _load("modes.api.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"nodes": [{"id": 1, "type": "Mystery", "mode": 0}], "links": []}))
+    assert cli_main(["convert", str(bad)]) == 2
+    assert "Mystery" in capsys.readouterr().err
