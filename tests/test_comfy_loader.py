@@ -1,0 +1,309 @@
+"""The pack loads into ComfyUI the way ComfyUI's loader imports it, and every node it registers works.
+
+ComfyUI (nodes.py ``load_custom_node``) imports ``custom_nodes/<folder>/__init__.py`` with
+``spec_from_file_location`` under the folder's absolute path with dots replaced by ``_x_``,
+without putting custom_nodes on sys.path, while its own top-level ``nodes`` module is loaded.
+These tests copy the repository into a folder whose name has a dash and a dot and do the same.
+"""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import logging
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+HIDDEN_KINDS = {"PROMPT", "EXTRA_PNGINFO", "UNIQUE_ID", "DYNPROMPT"}
+OPTION_KEYS = {"default", "min", "max", "step", "round", "display", "multiline", "placeholder", "tooltip",
+               "forceInput", "control_after_generate", "dynamicPrompts", "label_on", "label_off", "lazy",
+               "defaultInput", "rawLink", "image_upload", "advanced"}
+WIDGET_KINDS = {"INT", "FLOAT", "STRING", "BOOLEAN"}
+COMFY_CORE_NAMES = {"LoadImage", "SaveImage", "PreviewImage", "ImageScale", "ImageInvert"}
+
+
+class StandInNodes(types.ModuleType):
+    """ComfyUI's own top-level ``nodes`` module: records every attribute the pack reads from it."""
+
+    def __init__(self):
+        super().__init__("nodes")
+        self.reads: list[str] = []
+
+    def __getattr__(self, name):
+        self.reads.append(name)
+        raise AttributeError(name)
+
+
+def copy_repository(target: Path) -> Path:
+    """Copy the files a clone would have (tracked, plus new files not ignored) into ``target``."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                            cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target
+
+
+def load_like_comfyui(folder: Path):
+    """Import ``folder/__init__.py`` exactly as ComfyUI's ``load_custom_node`` does."""
+    module_path = str(folder)
+    sys_module_name = module_path.replace(".", "_x_")
+    spec = importlib.util.spec_from_file_location(sys_module_name, str(folder / "__init__.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[sys_module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _forget(prefix: str) -> None:
+    for name in [n for n in sys.modules if n == prefix or n.startswith(prefix + ".")]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def comfy_pack(tmp_path, monkeypatch):
+    """A fresh copy of the repository in ``custom_nodes/Image-Tune.pack``, loaded ComfyUI's way."""
+    folder = copy_repository(tmp_path / "custom_nodes" / "Image-Tune.pack")
+    stand_in = StandInNodes()
+    monkeypatch.setitem(sys.modules, "nodes", stand_in)
+    path_before = list(sys.path)
+
+    def load():
+        module = load_like_comfyui(folder)
+        assert sys.modules["nodes"] is stand_in, "the pack replaced ComfyUI's nodes module"
+        assert stand_in.reads == [], f"the pack read {stand_in.reads} from ComfyUI's nodes module"
+        assert sys.path == path_before, "the pack changed sys.path"
+        return module
+
+    yield folder, load, stand_in
+    _forget(str(folder).replace(".", "_x_"))
+
+
+def test_loads_under_a_path_name_with_dash_and_dot(comfy_pack):
+    folder, load, stand_in = comfy_pack
+    module = load()
+    name = str(folder).replace(".", "_x_")
+    assert module.__name__ == name and "_x_pack" in name
+    assert len(module.NODE_CLASS_MAPPINGS) > 0
+    assert set(module.NODE_CLASS_MAPPINGS) == set(module.NODE_DISPLAY_NAME_MAPPINGS)
+    # every submodule lives under the path name; nothing was imported as a top-level "nodes.*"
+    assert not [n for n in sys.modules if n.startswith("nodes.")]
+    for mod_name, mod in list(sys.modules.items()):
+        if mod_name.startswith(name):
+            assert stand_in not in vars(mod).values(), f"{mod_name} holds ComfyUI's nodes module"
+
+
+def test_comfy_core_nodes_stay_out_and_ours_are_under_imagetune(comfy_pack):
+    _, load, _ = comfy_pack
+    module = load()
+    mappings = module.NODE_CLASS_MAPPINGS
+    assert not COMFY_CORE_NAMES & set(mappings)
+    runtime_ids = {cls.node_id for cls in sys.modules[module.__name__ + ".nodes"].ALL_NODES}
+    assert COMFY_CORE_NAMES <= runtime_ids, "the runtime implements the ComfyUI core names itself"
+    for node_id, cls in mappings.items():
+        assert node_id.startswith("ImageTune"), node_id
+        assert cls.CATEGORY.startswith("ImageTune/"), f"{node_id}: {cls.CATEGORY}"
+        assert module.NODE_DISPLAY_NAME_MAPPINGS[node_id]
+
+
+def check_v1_attributes(node_id: str, cls) -> list[str]:
+    """Every problem with one class's ComfyUI V1 attributes (INPUT_TYPES grammar and the rest)."""
+    problems = []
+    spec = cls.INPUT_TYPES()
+    if set(spec) - {"required", "optional", "hidden"} or "required" not in spec:
+        problems.append(f"INPUT_TYPES sections {sorted(spec)}")
+    for section in ("required", "optional"):
+        for name, entry in spec.get(section, {}).items():
+            problems += [f"input {name}: {p}" for p in _input_problems(entry)]
+    for name, kind in spec.get("hidden", {}).items():
+        if kind not in HIDDEN_KINDS:
+            problems.append(f"hidden {name}: {kind}")
+    returns = cls.RETURN_TYPES
+    if not (isinstance(returns, tuple) and all(isinstance(t, str) and t for t in returns)):
+        problems.append(f"RETURN_TYPES {returns!r}")
+    for attr in ("RETURN_NAMES", "OUTPUT_TOOLTIPS"):
+        value = getattr(cls, attr)
+        if not (isinstance(value, tuple) and len(value) == len(returns) and all(isinstance(v, str) for v in value)):
+            problems.append(f"{attr} {value!r}")
+    if not callable(getattr(cls, cls.FUNCTION, None)):
+        problems.append(f"FUNCTION {cls.FUNCTION!r} is not a method")
+    if not isinstance(cls.OUTPUT_NODE, bool) or (not returns and not cls.OUTPUT_NODE):
+        problems.append(f"OUTPUT_NODE {cls.OUTPUT_NODE!r} with {len(returns)} outputs")
+    if not (isinstance(cls.DESCRIPTION, str) and cls.DESCRIPTION.strip()):
+        problems.append("no DESCRIPTION")
+    if "__init__" in vars(cls) and len(inspect.signature(cls.__init__).parameters) > 1:
+        problems.append("__init__ must take no arguments")
+    return problems
+
+
+def _input_problems(entry) -> list[str]:
+    if not isinstance(entry, tuple) or len(entry) not in (1, 2):
+        return [f"entry {entry!r} is not a 1- or 2-tuple"]
+    kind, opts = entry[0], (entry[1] if len(entry) == 2 else {})
+    problems = [] if isinstance(opts, dict) else [f"options {opts!r}"]
+    opts = opts if isinstance(opts, dict) else {}
+    problems += [f"unknown option {k!r}" for k in set(opts) - OPTION_KEYS]
+    if not isinstance(opts.get("tooltip", ""), str):
+        problems.append("tooltip is not text")
+    if isinstance(kind, list):
+        if not kind or not all(isinstance(c, str) for c in kind):
+            problems.append(f"combo choices {kind!r}")
+        elif "default" in opts and opts["default"] not in kind:
+            problems.append(f"combo default {opts['default']!r} not a choice")
+    elif not isinstance(kind, str) or not kind:
+        problems.append(f"type {kind!r}")
+    elif kind in ("INT", "FLOAT"):
+        # the front end defaults min 0 and max 2048 when they are missing, so they must be set
+        if not all(k in opts for k in ("default", "min", "max")):
+            problems.append(f"{kind} needs default, min and max, has {sorted(opts)}")
+        elif not opts["min"] <= opts["default"] <= opts["max"]:
+            problems.append(f"default {opts['default']} outside [{opts['min']}, {opts['max']}]")
+    elif kind == "STRING" and not isinstance(opts.get("default", ""), str):
+        problems.append("STRING default is not text")
+    elif kind == "BOOLEAN" and not isinstance(opts.get("default", False), bool):
+        problems.append("BOOLEAN default is not a bool")
+    return problems
+
+
+def test_every_class_has_valid_v1_attributes(comfy_pack):
+    _, load, _ = comfy_pack
+    problems = {node_id: p for node_id, cls in load().NODE_CLASS_MAPPINGS.items()
+                if (p := check_v1_attributes(node_id, cls))}
+    assert problems == {}
+
+
+def test_every_widget_input_has_a_tooltip(comfy_pack):
+    # widgets are what users type into; a socket already shows its type
+    _, load, _ = comfy_pack
+    missing = []
+    for node_id, cls in load().NODE_CLASS_MAPPINGS.items():
+        spec = cls.INPUT_TYPES()
+        for section in ("required", "optional"):
+            for name, entry in spec.get(section, {}).items():
+                is_widget = isinstance(entry[0], list) or entry[0] in WIDGET_KINDS
+                if is_widget and (len(entry) < 2 or not entry[1].get("tooltip")):
+                    missing.append(f"{node_id}.{name}")
+    assert missing == [], f"widget inputs without a tooltip: {missing}"
+
+
+# -- calling FUNCTION on small inputs --------------------------------------------------------------
+
+def sample_value(kind, opts: dict):
+    """A small value for one declared input: socket types get tiny tensors, widgets their default."""
+    if isinstance(kind, list):
+        return opts.get("default", kind[0])
+    if kind in WIDGET_KINDS:
+        return opts["default"] if "default" in opts else {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}[kind]
+    torch.manual_seed(0)
+    return {"IMAGE": lambda: torch.rand(1, 24, 32, 3), "MASK": lambda: torch.rand(1, 24, 32),
+            "LATENT": lambda: {"samples": torch.randn(1, 4, 3, 4)},
+            "CONDITIONING": lambda: [[torch.randn(1, 77, 32), {"pooled_output": torch.randn(1, 32)}]],
+            }[kind]()
+
+
+def needs_model_files(cls) -> bool:
+    """Nodes that load or take a model (our IMAGETUNE_* handle types) are not called here."""
+    spec = cls.INPUT_TYPES()
+    kinds = [e[0] for s in ("required", "optional") for e in spec.get(s, {}).values()]
+    return any(isinstance(k, str) and k.startswith("IMAGETUNE_") for k in kinds + list(cls.RETURN_TYPES))
+
+
+def check_output(kind: str, value) -> str | None:
+    """A problem with one returned value against ComfyUI's type conventions, or None."""
+    if kind == "IMAGE":
+        ok = isinstance(value, torch.Tensor) and value.ndim == 4 and value.shape[-1] in (3, 4) \
+            and value.dtype == torch.float32 and float(value.min()) >= 0 and float(value.max()) <= 1
+    elif kind == "MASK":
+        ok = isinstance(value, torch.Tensor) and value.ndim == 3 and value.dtype == torch.float32
+    elif kind == "LATENT":
+        ok = isinstance(value, dict) and isinstance(value.get("samples"), torch.Tensor)
+    elif kind == "CONDITIONING":
+        ok = isinstance(value, list) and all(isinstance(c[0], torch.Tensor) and isinstance(c[1], dict) for c in value)
+    elif kind in ("INT", "FLOAT", "STRING", "BOOLEAN"):
+        ok = isinstance(value, {"INT": int, "FLOAT": (int, float), "STRING": str, "BOOLEAN": bool}[kind])
+    else:
+        ok = True
+    return None if ok else f"{kind} output {type(value).__name__} {getattr(value, 'shape', '')}"
+
+
+def test_calling_function_works_on_small_inputs(comfy_pack, tmp_path, monkeypatch):
+    _, load, _ = comfy_pack
+    folders = {name: tmp_path / name for name in ("input", "output", "models")}
+    for env, folder in zip(("IMAGETUNE_INPUT_DIR", "IMAGETUNE_OUTPUT_DIR", "IMAGETUNE_MODELS_DIR"), folders.values()):
+        folder.mkdir()
+        monkeypatch.setenv(env, str(folder))
+    Image.new("RGB", (20, 12), (200, 30, 90)).save(folders["input"] / "example.png")
+    called, failures = [], {}
+    for node_id, cls in sorted(load().NODE_CLASS_MAPPINGS.items()):
+        if needs_model_files(cls):
+            continue
+        spec = cls.INPUT_TYPES()
+        kwargs = {name: sample_value(e[0], e[1] if len(e) > 1 else {}) for name, e in spec["required"].items()}
+        kwargs.update(imagetune_unique_id="7", imagetune_prompt={}, imagetune_extra_pnginfo=None)
+        try:
+            with torch.inference_mode():  # as ComfyUI's executor runs nodes
+                returned = getattr(cls(), cls.FUNCTION)(**kwargs)
+        except Exception as exc:  # collect every failing node, not just the first
+            failures[node_id] = f"{type(exc).__name__}: {exc}"
+            continue
+        called.append(node_id)
+        problems = _return_problems(cls, returned, folders["output"], tmp_path)
+        if problems:
+            failures[node_id] = problems
+    assert failures == {}
+    assert called, "no node could be called without model files"
+
+
+def _return_problems(cls, returned, output_dir: Path, root: Path) -> list[str]:
+    problems = []
+    result = returned
+    if isinstance(returned, dict):
+        result = returned.get("result", ())
+        for image in returned.get("ui", {}).get("images", []):
+            if set(image) != {"filename", "subfolder", "type"}:
+                problems.append(f"ui image entry {image}")
+            elif image["type"] in ("output", "temp"):
+                base = output_dir if image["type"] == "output" else None
+                if base is not None and not (base / image["subfolder"] / image["filename"]).is_file():
+                    problems.append(f"ui names {image} but no such file was written")
+        if cls.OUTPUT_NODE and "ui" not in returned:
+            problems.append("an output node returns no ui")
+    if not isinstance(result, tuple) or len(result) != len(cls.RETURN_TYPES):
+        return problems + [f"returned {type(result).__name__}, expected a tuple of {len(cls.RETURN_TYPES)}"]
+    problems += [p for k, v in zip(cls.RETURN_TYPES, result) if (p := check_output(k, v))]
+    return problems
+
+
+def test_a_missing_optional_dependency_disables_only_its_nodes(comfy_pack, caplog):
+    folder, load, _ = comfy_pack
+    baseline = set(load().NODE_CLASS_MAPPINGS)
+    _forget(str(folder).replace(".", "_x_"))
+    (folder / "nodes" / "needs_missing_dependency.py").write_text(
+        '"""Nodes that need a library which is not installed."""\n'
+        "import imagetune_test_library_that_is_not_installed  # noqa: F401\n\n"
+        "from ..graph_runtime import Node, Output\n\n\n"
+        "class UseMissingLibraryNode(Node):\n"
+        '    """Never registered: its module cannot import."""\n\n'
+        '    node_id = "ImageTuneUsesMissingLibrary"\n'
+        '    category = "ImageTune/test"\n'
+        '    outputs = (Output("INT", "value"),)\n\n'
+        "    def run(self, ctx):\n"
+        "        return (1,)\n\n\n"
+        "NODES = (UseMissingLibraryNode,)\n")
+    with caplog.at_level(logging.WARNING, logger="imagetune"):
+        module = load()
+    load_errors = sys.modules[module.__name__ + ".nodes"].LOAD_ERRORS
+    assert "imagetune_test_library_that_is_not_installed" in load_errors["needs_missing_dependency"]
+    assert "ModuleNotFoundError" in load_errors["needs_missing_dependency"]
+    assert set(module.NODE_CLASS_MAPPINGS) == baseline
+    assert any("needs_missing_dependency" in r.getMessage() and "disabled" in r.getMessage()
+               for r in caplog.records)
