@@ -1,0 +1,274 @@
+"""The pack inside a real ComfyUI: start it headless on CPU, list our nodes, queue our workflows.
+
+Runs only when IMAGETUNE_COMFYUI_DIR points at a ComfyUI checkout (0.3.64 or newer) and
+IMAGETUNE_COMFYUI_PYTHON at a Python that can run it (default: this one). ComfyUI gets a temporary
+base directory whose custom_nodes/ links to this repository, an in-memory database and no
+bytecode writes, so nothing is left in the checkout or the repository.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+COMFY_DIR = os.environ.get("IMAGETUNE_COMFYUI_DIR")
+COMFY_PYTHON = os.environ.get("IMAGETUNE_COMFYUI_PYTHON") or sys.executable
+STARTUP_SECONDS = 600
+RUN_SECONDS = 600
+
+pytestmark = [pytest.mark.comfyui, pytest.mark.slow,
+              pytest.mark.skipif(not COMFY_DIR, reason="set IMAGETUNE_COMFYUI_DIR to a ComfyUI checkout")]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ComfyServer:
+    """A ComfyUI process and a tiny client for its HTTP API."""
+
+    def __init__(self, base: Path, port: int, process: subprocess.Popen, log: Path):
+        self.base, self.url, self.process, self.log = base, f"http://127.0.0.1:{port}", process, log
+
+    def get(self, path: str):
+        with urllib.request.urlopen(self.url + path, timeout=30) as response:
+            return json.loads(response.read())
+
+    def post(self, path: str, body: dict):
+        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"{}")
+
+    def queue(self, prompt: dict, workflow: dict | None = None) -> str:
+        """POST /prompt and return the prompt id; fail with ComfyUI's validation errors."""
+        body = {"prompt": prompt, "client_id": uuid.uuid4().hex}
+        if workflow is not None:
+            body["extra_data"] = {"extra_pnginfo": {"workflow": workflow}}
+        status, answer = self.post("/prompt", body)
+        assert status == 200 and not answer.get("node_errors"), f"ComfyUI refused the prompt: {answer}"
+        return answer["prompt_id"]
+
+    def wait(self, prompt_id: str) -> dict:
+        """Poll /history until the prompt finished; return its history entry."""
+        deadline = time.monotonic() + RUN_SECONDS
+        while time.monotonic() < deadline:
+            entry = self.get(f"/history/{prompt_id}").get(prompt_id)
+            if entry and entry.get("status", {}).get("completed") is not None and (
+                    entry["status"]["completed"] or entry["status"].get("status_str") == "error"):
+                return entry
+            assert self.process.poll() is None, f"ComfyUI exited:\n{self.log_tail()}"
+            time.sleep(0.5)
+        raise AssertionError(f"prompt {prompt_id} did not finish in {RUN_SECONDS}s\n{self.log_tail()}")
+
+    def run(self, prompt: dict, workflow: dict | None = None) -> dict:
+        entry = self.wait(self.queue(prompt, workflow))
+        assert entry["status"]["status_str"] == "success", \
+            f"{json.dumps(entry['status'], indent=1)[:4000]}\n{self.log_tail()}"
+        return entry
+
+    def image_files(self, entry: dict) -> list[Path]:
+        """The files every output node of a finished prompt reported, checked to exist."""
+        files = []
+        for output in entry["outputs"].values():
+            for image in output.get("images", []):
+                assert set(image) >= {"filename", "subfolder", "type"}
+                path = self.base / image["type"] / image["subfolder"] / image["filename"]
+                assert path.is_file(), f"{path} was reported but not written"
+                files.append(path)
+        return files
+
+    def log_tail(self, chars: int = 6000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+
+@pytest.fixture(scope="module")
+def comfy(tmp_path_factory):
+    base = tmp_path_factory.mktemp("comfyui-base")
+    for folder in ("custom_nodes", "input", "output", "models", "user", "temp"):
+        (base / folder).mkdir()
+    (base / "custom_nodes" / "Image-Tune.pack").symlink_to(ROOT, target_is_directory=True)
+    make_input_image().save(base / "input" / "example.png")
+    port = _free_port()
+    log = base / "comfyui.log"
+    command = [COMFY_PYTHON, str(Path(COMFY_DIR) / "main.py"), "--cpu", "--listen", "127.0.0.1",
+               "--port", str(port), "--base-directory", str(base), "--disable-auto-launch",
+               "--database-url", "sqlite:///:memory:"]
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
+    for name in ("IMAGETUNE_OUTPUT_DIR", "IMAGETUNE_INPUT_DIR"):
+        env.pop(name, None)
+    with open(log, "wb") as sink:
+        process = subprocess.Popen(command, cwd=base, stdout=sink, stderr=subprocess.STDOUT, env=env)
+    server = ComfyServer(base, port, process, log)
+    try:
+        _wait_until_up(server)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        print(f"\nComfyUI log ({log}):\n{server.log_tail(3000)}")
+
+
+def _wait_until_up(server: ComfyServer) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        assert server.process.poll() is None, f"ComfyUI exited at startup:\n{server.log_tail()}"
+        try:
+            server.get("/system_stats")
+            return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(1)
+    raise AssertionError(f"ComfyUI did not answer within {STARTUP_SECONDS}s\n{server.log_tail()}")
+
+
+def make_input_image() -> Image.Image:
+    """A 96x64 test picture with edges and gradients (deterministic)."""
+    y, x = np.mgrid[0:64, 0:96]
+    rgb = np.stack([x * 255 // 95, y * 255 // 63, ((x // 16 + y // 16) % 2) * 200 + 30], axis=-1)
+    return Image.fromarray(rgb.astype(np.uint8))
+
+
+def our_comfy_nodes() -> dict:
+    import imagetune
+
+    return imagetune.NODE_CLASS_MAPPINGS
+
+
+def test_object_info_lists_our_nodes(comfy):
+    info = comfy.get("/object_info")
+    ours = our_comfy_nodes()
+    missing = sorted(set(ours) - set(info))
+    assert not missing, f"not in /object_info: {missing}\n{comfy.log_tail()}"
+    for node_id, cls in ours.items():
+        entry = info[node_id]
+        assert entry["category"] == cls.CATEGORY
+        assert entry["description"] == cls.DESCRIPTION
+        assert entry["python_module"] == "custom_nodes.Image-Tune.pack"
+        assert list(entry["input"]["required"]) == list(cls.INPUT_TYPES()["required"])
+        assert entry["output"] == list(cls.RETURN_TYPES)
+    failed = [line for line in comfy.log_tail(10**6).splitlines() if "IMPORT FAILED" in line and "Image-Tune" in line]
+    assert not failed, failed
+    stats = comfy.get("/system_stats")
+    print(f"\nComfyUI {stats['system'].get('comfyui_version')}, python {stats['system'].get('python_version')[:6]}, "
+          f"pytorch {stats['system'].get('pytorch_version')}, devices {[d['type'] for d in stats['devices']]}; "
+          f"{len(info)} nodes in /object_info, {len(ours)} from ImageTune")
+
+
+def api_workflows() -> list[Path]:
+    """Every API-format workflow in workflows/ (UI-format files have a 'nodes' list)."""
+    found = []
+    for path in sorted((ROOT / "workflows").glob("*.json")):
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and "nodes" not in data:
+            found.append(path)
+    return found
+
+
+@pytest.mark.parametrize("path", api_workflows(), ids=lambda p: p.name)
+def test_each_api_workflow_runs_in_comfyui(comfy, path):
+    prompt = json.loads(path.read_text())
+    ui_path = path.with_name(path.name.replace(".api.json", ".json"))
+    workflow = json.loads(ui_path.read_text()) if ui_path != path and ui_path.is_file() else None
+    started = time.monotonic()
+    entry = comfy.run(prompt, workflow)
+    files = comfy.image_files(entry)
+    assert files, f"{path.name} produced no images"
+    for file in files:
+        with Image.open(file) as image:
+            assert image.size[0] > 0 and image.size[1] > 0
+            if file.suffix == ".png" and "/output/" in str(file):
+                assert json.loads(image.info["prompt"]).keys() == prompt.keys()
+    print(f"\n{path.name}: {len(files)} image(s) in {time.monotonic() - started:.1f}s: "
+          f"{[f.name for f in files]}")
+
+
+def interop_prompt(registry_ids: set[str]) -> dict:
+    """ComfyUI LoadImage -> ImageTune style transfer -> ImageTune enhance -> ComfyUI SaveImage."""
+    style = next((i for i in ("ImageTuneStyleTransfer", "ImageTuneApplyStyle") if i in registry_ids), None)
+    enhance = next((i for i in ("ImageTuneEnhance", "ImageTuneSharpen", "ImageTuneAutoContrast")
+                    if i in registry_ids), None)
+    if style is None or enhance is None:
+        pytest.skip(f"style transfer / enhance nodes are not in the pack yet (have {sorted(registry_ids)})")
+    return {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+        "2": {"class_type": style, "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": enhance, "inputs": {"image": ["2", 0]}},
+        "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "interop"}},
+    }
+
+
+def _with_defaults(prompt: dict) -> dict:
+    """Fill every widget input left out with its declared default (ComfyUI fills none)."""
+    from imagetune.nodes import default_registry
+
+    registry = default_registry()
+    for node in prompt.values():
+        cls = registry.get(node["class_type"])
+        for spec in cls.inputs if cls else ():
+            if spec.name not in node["inputs"] and spec.is_widget and spec.has_default and not spec.optional:
+                node["inputs"][spec.name] = spec.default
+    return prompt
+
+
+def test_comfyui_core_nodes_and_ours_interoperate(comfy, tmp_path):
+    from imagetune.graph_runtime import ExecutionContext, Runtime
+
+    prompt = _with_defaults(interop_prompt(set(our_comfy_nodes())))
+    entry = comfy.run(prompt)
+    (file,) = comfy.image_files(entry)
+    in_comfy = np.asarray(Image.open(file).convert("RGB"), dtype=np.float32) / 255
+    source = np.asarray(make_input_image(), dtype=np.float32) / 255
+    assert in_comfy.shape == source.shape
+    assert np.abs(in_comfy - source).mean() > 0.02, "style transfer and enhance left the image unchanged"
+    # the same graph in our own runtime (which implements LoadImage and SaveImage) gives the same picture
+    (tmp_path / "in").mkdir()
+    make_input_image().save(tmp_path / "in" / "example.png")
+    ctx = ExecutionContext(device="cpu", output_dir=tmp_path / "out", input_dir=tmp_path / "in")
+    result = Runtime().run(prompt, ctx=ctx)
+    (saved,) = result.ui["4"]["images"]
+    headless = np.asarray(Image.open(tmp_path / "out" / saved["subfolder"] / saved["filename"]).convert("RGB"),
+                          dtype=np.float32) / 255
+    assert np.abs(headless - in_comfy).max() <= 2 / 255
+    print(f"\ninterop {[n['class_type'] for n in prompt.values()]}: ComfyUI and headless agree "
+          f"(max diff {np.abs(headless - in_comfy).max() * 255:.1f}/255)")
+
+
+def test_a_failing_node_reports_our_error_in_comfyui(comfy):
+    # a node that cannot find its file fails inside ComfyUI with our message naming the input
+    ours = our_comfy_nodes()
+    if "ImageTuneLoadImage" not in ours:
+        pytest.skip("no ImageTuneLoadImage node")
+    prompt = _with_defaults({
+        "1": {"class_type": "ImageTuneLoadImage", "inputs": {"image": "no-such-file.png"}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "never"}},
+    })
+    status, answer = comfy.post("/prompt", {"prompt": prompt})
+    if status == 200 and not answer.get("node_errors"):
+        entry = comfy.wait(answer["prompt_id"])
+        assert entry["status"]["status_str"] == "error"
+        text = json.dumps(entry["status"]["messages"])
+    else:
+        text = json.dumps(answer)
+    assert "no-such-file.png" in text and "image" in text
+
