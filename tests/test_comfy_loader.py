@@ -420,3 +420,30 @@ def test_inside_comfyui_an_output_node_saves_into_comfyuis_output_folder(comfy_m
             pixels = torch.from_numpy(np.asarray(saved.convert("RGB"), dtype=np.float32) / 255)
             assert json.loads(saved.info["workflow"]) == {"nodes": []}
         torch.testing.assert_close(pixels, images[index], atol=1 / 255, rtol=0)
+
+
+# -- packaging for ComfyUI installs ---------------------------------------------------------------
+
+def _requirement_name(line: str) -> str:
+    import re
+
+    return re.split(r"[<>=!~;\[ ]", line.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_comfy_registry_metadata_and_requirements():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    comfy = project["tool"]["comfy"]
+    for key in ("PublisherId", "DisplayName", "Icon"):
+        assert isinstance(comfy.get(key), str) and comfy[key], f"[tool.comfy] {key} is empty"
+    if "://" not in comfy["Icon"]:
+        assert (ROOT / comfy["Icon"]).is_file()
+    lines = [ln.strip() for ln in (ROOT / "requirements.txt").read_text().splitlines()]
+    requirements = {_requirement_name(ln): ln for ln in lines if ln and not ln.startswith("#")}
+    # ComfyUI ships its own torch build; a requirement on it would replace that build
+    assert not {"torch", "torchvision", "torchaudio", "xformers"} & set(requirements)
+    for dependency in project["project"]["dependencies"]:
+        name = _requirement_name(dependency)
+        if name != "torch":
+            assert requirements.get(name) == dependency, f"requirements.txt disagrees on {dependency}"
