@@ -1,0 +1,150 @@
+"""Running a diffusers pipeline on CONDITIONING: text-to-image, image-to-image and restyle.
+
+The pipeline gets ``prompt_embeds``/``negative_prompt_embeds`` (and the pooled embeds where it
+takes them), a CPU ``torch.Generator`` seeded per call (the same noise on every device), and a
+step callback that reports progress and stops between steps on interrupt. It returns latents;
+decoding is done here so one call yields both IMAGE and LATENT.
+
+LATENT follows ComfyUI: ``samples`` are the VAE's own latents (divided by the pipeline's scaling
+factor), so ComfyUI's VAE Decode reads them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..graph_runtime.errors import NodeInputError
+from . import conditioning as C
+from .pipelines import Pipeline, after_use, on_device
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """The numbers of one generation."""
+
+    steps: int = 20
+    guidance: float = 7.0
+    seed: int = 0
+    guidance_rescale: float = 0.0
+
+
+def embeds(handle: Pipeline, positive, negative) -> dict:
+    """The pipeline's ``prompt_embeds`` keyword arguments from two CONDITIONINGs."""
+    pos, pos_pooled, _ = C.first(positive, "positive")
+    neg, neg_pooled, _ = C.first(negative, "negative")
+    width = handle.context_width
+    for field, t in (("positive", pos), ("negative", neg)):
+        if width is not None and t.shape[-1] != width:
+            raise NodeInputError(field, f"expected token width {width} for {handle.name}, got {t.shape[-1]}; "
+                                        "project it with ImageTuneConditioningProject or use a matching encoder")
+    pos, neg = C.match_batch(pos, neg, "negative")
+    pos, neg = C.match_tokens(pos, neg)
+    device, dtype = _execution(handle)
+    out = {"prompt_embeds": pos.to(device, dtype), "negative_prompt_embeds": neg.to(device, dtype)}
+    if handle.takes_pooled:
+        if pos_pooled is None or neg_pooled is None:
+            raise NodeInputError("positive" if pos_pooled is None else "negative",
+                                 f"{type(handle.pipe).__name__} needs a pooled_output in the conditioning")
+        pos_pooled, neg_pooled = C.match_batch(pos_pooled, neg_pooled, "negative")
+        out["pooled_prompt_embeds"] = pos_pooled.to(device, dtype)
+        out["negative_pooled_prompt_embeds"] = neg_pooled.to(device, dtype)
+    return out
+
+
+def _execution(handle: Pipeline) -> tuple[torch.device, torch.dtype]:
+    denoiser = getattr(handle.pipe, "unet", None) or getattr(handle.pipe, "transformer", None)
+    return torch.device(handle.device), (denoiser.dtype if denoiser is not None else handle.dtype)
+
+
+def step_callback(ctx):
+    """A ``callback_on_step_end`` that reports steps to ``ctx`` (which raises on interrupt)."""
+    def callback(pipe, step, _timestep, kwargs):
+        ctx.progress(step + 1, int(getattr(pipe, "num_timesteps", 0) or step + 1))
+        return kwargs
+    return callback
+
+
+def text_to_image(handle: Pipeline, positive, negative, width: int, height: int, batch_size: int,
+                  sampling: Sampling, ctx) -> tuple[torch.Tensor, dict]:
+    """(IMAGE [B, H, W, 3] float32 0..1, LATENT) from conditioning; B = prompts x batch_size."""
+    kwargs = embeds(handle, positive, negative)
+    on_device(handle, ctx)
+    try:
+        latents = _call(handle.pipe, ctx, sampling, kwargs, width=width, height=height,
+                        num_images_per_prompt=batch_size)
+        return decode(handle.pipe, latents), latent_output(handle.pipe, latents)
+    finally:
+        after_use(handle, ctx)
+
+
+def image_to_image(handle: Pipeline, positive, negative, image: torch.Tensor, denoise: float,
+                   sampling: Sampling, ctx) -> tuple[torch.Tensor, dict]:
+    """img2img: re-noise ``image`` (IMAGE [B, H, W, C]) to ``denoise`` and sample back with the prompt.
+
+    Sizes that are not a multiple of the VAE's factor are cropped down to one by diffusers.
+    """
+    if image.dim() != 4 or image.shape[-1] not in (1, 3, 4):
+        raise NodeInputError("image", f"expected IMAGE [B, H, W, C], got shape {list(image.shape)}")
+    pipe = handle.image_to_image()
+    kwargs = embeds(handle, positive, negative)
+    batch = image.shape[0]
+    for key in [k for k in kwargs if k.endswith("embeds")]:
+        kwargs[key] = _expand(kwargs[key], batch, "positive")
+    on_device(handle, ctx)
+    device, _ = _execution(handle)
+    pixels = _rgb(image).permute(0, 3, 1, 2).to(device, torch.float32)
+    try:
+        latents = _call(pipe, ctx, sampling, kwargs, image=pixels, strength=float(denoise))
+        return decode(pipe, latents), latent_output(pipe, latents)
+    finally:
+        after_use(handle, ctx)
+
+
+def _rgb(image: torch.Tensor) -> torch.Tensor:
+    """IMAGE with 3 channels (grey repeated, alpha dropped)."""
+    if image.shape[-1] == 1:
+        return image.expand(*image.shape[:-1], 3)
+    return image[..., :3]
+
+
+def _expand(t: torch.Tensor, batch: int, field: str) -> torch.Tensor:
+    if t.shape[0] == batch:
+        return t
+    if t.shape[0] == 1:
+        return t.expand(batch, *t.shape[1:])
+    raise NodeInputError(field, f"expected a batch of 1 or {batch} prompts (one per image), got {t.shape[0]}")
+
+
+def _call(pipe, ctx, sampling: Sampling, kwargs: dict, **extra) -> torch.Tensor:
+    generator = torch.Generator(device="cpu").manual_seed(int(sampling.seed) % (1 << 64))
+    options = dict(num_inference_steps=sampling.steps, guidance_scale=sampling.guidance,
+                   generator=generator, output_type="latent", return_dict=False,
+                   callback_on_step_end=step_callback(ctx))
+    if sampling.guidance_rescale:
+        options["guidance_rescale"] = sampling.guidance_rescale
+    return pipe(**kwargs, **options, **extra)[0]
+
+
+def decode(pipe, latents: torch.Tensor) -> torch.Tensor:
+    """IMAGE [B, H, W, 3] float32 0..1 from the pipeline's (scaled) latents."""
+    vae = pipe.vae
+    config = vae.config
+    raw = latents / config.scaling_factor + (getattr(config, "shift_factor", None) or 0.0)
+    upcast = vae.dtype == torch.float16 and getattr(config, "force_upcast", False)
+    dtype = torch.float32 if upcast else vae.dtype
+    if upcast:
+        vae.to(torch.float32)
+    try:
+        pixels = vae.decode(raw.to(dtype), return_dict=False)[0]
+    finally:
+        if upcast:
+            vae.to(torch.float16)
+    return (pixels.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).contiguous()
+
+
+def latent_output(pipe, latents: torch.Tensor) -> dict:
+    """ComfyUI LATENT: the VAE's own latents (unscaled), float32."""
+    config = pipe.vae.config
+    raw = latents / config.scaling_factor + (getattr(config, "shift_factor", None) or 0.0)
+    return {"samples": raw.float()}
