@@ -11,6 +11,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -175,6 +176,10 @@ def test_every_fixture_is_covered():
     names = {p.name[:-len(".api.json")] for p in FIXTURES.glob("*.api.json")}
     assert names == set(EXPECTED_IMAGES)
     assert all((FIXTURES / f"{n}.json").is_file() for n in names)
+    for name in names:
+        data = _load(f"{name}.json")
+        if data["version"] == 0.4:
+            assert front_end_shape_problems(data) == [], name
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_IMAGES))
@@ -295,3 +300,96 @@ def test_cli_convert_writes_the_api_format(registry, tmp_path, monkeypatch, caps
     bad.write_text(json.dumps({"nodes": [{"id": 1, "type": "Mystery", "mode": 0}], "links": []}))
     assert cli_main(["convert", str(bad)]) == 2
     assert "Mystery" in capsys.readouterr().err
+
+
+# -- the example workflows in workflows/ -------------------------------------------------------------
+
+WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
+SEMVER = r"^\d+\.\d+\.\d+$"
+
+
+def _number_pair(value) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)
+
+
+def front_end_shape_problems(data: dict) -> list[str]:
+    """Problems against the front end's schema for a v0.4 workflow (workflowSchema.ts), and link consistency."""
+    import re
+
+    problems = []
+    for key, kinds in (("last_node_id", (int, str)), ("last_link_id", (int,)), ("nodes", (list,)),
+                       ("links", (list,)), ("version", (int, float))):
+        if not isinstance(data.get(key), kinds):
+            problems.append(f"top-level {key!r} missing or of the wrong type")
+    nodes = {}
+    for node in data.get("nodes", []):
+        where = f"node {node.get('id')}"
+        nodes[node.get("id")] = node
+        if not (isinstance(node.get("id"), (int, str)) and isinstance(node.get("type"), str)):
+            problems.append(f"{where}: id and type")
+        if not (_number_pair(node.get("pos")) and _number_pair(node.get("size"))):
+            problems.append(f"{where}: pos and size must be [x, y]")
+        for key, kind in (("flags", dict), ("order", (int, float)), ("mode", int), ("properties", dict)):
+            if not isinstance(node.get(key), kind):
+                problems.append(f"{where}: {key}")
+        props = node.get("properties", {})
+        if "cnr_id" in props and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]", props["cnr_id"]):
+            problems.append(f"{where}: cnr_id {props['cnr_id']!r}")
+        if "ver" in props and not re.fullmatch(SEMVER, props["ver"]):
+            problems.append(f"{where}: ver {props['ver']!r}")
+        for slot in node.get("inputs", []):
+            if not (isinstance(slot.get("name"), str) and "type" in slot and (slot.get("link") is None
+                                                                              or isinstance(slot["link"], int))):
+                problems.append(f"{where}: input {slot}")
+        for slot in node.get("outputs", []):
+            if not (isinstance(slot.get("name"), str) and "type" in slot and isinstance(slot.get("links"), (list, type(None)))):
+                problems.append(f"{where}: output {slot}")
+    for link in data.get("links", []):
+        if not (isinstance(link, list) and len(link) == 6 and all(isinstance(v, int) for v in (link[0], link[2], link[4]))):
+            problems.append(f"link {link}: expected [id, origin, slot, target, slot, type]")
+            continue
+        link_id, origin, oslot, target, tslot, _ = link
+        outputs = nodes.get(origin, {}).get("outputs", [])
+        inputs = nodes.get(target, {}).get("inputs", [])
+        if not (oslot < len(outputs) and link_id in (outputs[oslot].get("links") or [])):
+            problems.append(f"link {link_id}: not listed on output {oslot} of node {origin}")
+        if not (tslot < len(inputs) and inputs[tslot].get("link") == link_id):
+            problems.append(f"link {link_id}: input {tslot} of node {target} does not point back")
+    return problems
+
+
+def ui_workflows() -> list[Path]:
+    return sorted(p for p in WORKFLOWS.glob("*.json") if isinstance(json.loads(p.read_text()).get("nodes"), list))
+
+
+def test_the_repository_has_example_workflows_in_both_forms():
+    pairs = [p for p in ui_workflows() if p.with_name(p.stem + ".api.json").is_file()]
+    assert pairs, "workflows/ needs at least one UI workflow with its API form beside it"
+
+
+@pytest.mark.parametrize("path", ui_workflows(), ids=lambda p: p.name)
+def test_ui_workflows_are_valid_for_the_front_end(path):
+    assert front_end_shape_problems(json.loads(path.read_text())) == []
+
+
+@pytest.mark.parametrize("path", [p for p in ui_workflows() if p.with_name(p.stem + ".api.json").is_file()],
+                         ids=lambda p: p.name)
+def test_example_ui_workflows_convert_to_their_api_form(path):
+    assert ui_to_api(json.loads(path.read_text())) == json.loads(path.with_name(path.stem + ".api.json").read_text())
+
+
+def test_the_upscale_example_runs_headless(tmp_path):
+    (tmp_path / "input").mkdir()
+    Image.new("RGB", (40, 24), (30, 160, 220)).save(tmp_path / "input" / "example.png")
+    ctx = ExecutionContext(device="cpu", output_dir=tmp_path / "output", input_dir=tmp_path / "input")
+    result = Runtime().run(WORKFLOWS / "upscale.json", ctx=ctx, ui_workflow=_load_json(WORKFLOWS / "upscale.json"))
+    (saved,) = result.ui["4"]["images"]
+    with Image.open(tmp_path / "output" / saved["subfolder"] / saved["filename"]) as image:
+        assert image.size == (80, 48)
+        assert json.loads(image.info["prompt"]) == _load_json(WORKFLOWS / "upscale.api.json")
+        pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+    assert np.abs(pixels - np.array([30, 160, 220])).mean() < 8  # a flat colour stays that colour
+
+
+def _load_json(path: Path) -> dict:
+    return json.loads(path.read_text())
