@@ -272,3 +272,86 @@ def test_a_failing_node_reports_our_error_in_comfyui(comfy):
         text = json.dumps(answer)
     assert "no-such-file.png" in text and "image" in text
 
+
+
+# A websocket client run with ComfyUI's Python (it has aiohttp): queue a prompt, collect ComfyUI's
+# messages for it, and optionally POST /interrupt at the first progress message.
+WATCH_SCRIPT = r"""
+import asyncio, json, sys, uuid
+import aiohttp
+
+async def main(url, prompt, interrupt):
+    client = uuid.uuid4().hex
+    seen = []
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"{url}/ws?clientId={client}") as ws:
+            async with session.post(f"{url}/prompt", json={"prompt": prompt, "client_id": client}) as r:
+                prompt_id = (await r.json())["prompt_id"]
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                data = json.loads(msg.data)
+                kind, body = data["type"], data.get("data", {})
+                if body.get("prompt_id") not in (None, prompt_id):
+                    continue
+                seen.append([kind, body.get("node"), body.get("value"), body.get("max")])
+                if interrupt and kind == "progress":
+                    interrupt = False
+                    await session.post(f"{url}/interrupt")
+                if kind in ("execution_success", "execution_error", "execution_interrupted"):
+                    break
+    print(json.dumps(seen))
+
+asyncio.run(asyncio.wait_for(main(sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] == "1"), 300))
+"""
+
+
+def watch(comfy: ComfyServer, prompt: dict, interrupt: bool = False) -> list[list]:
+    """ComfyUI's websocket messages [type, node, value, max] while ``prompt`` runs."""
+    done = subprocess.run([COMFY_PYTHON, "-c", WATCH_SCRIPT, comfy.url, json.dumps(prompt), "1" if interrupt else "0"],
+                          capture_output=True, text=True, timeout=360)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def upscale_prompt(model: str, tile: int, prefix: str) -> dict:
+    """ComfyUI's LoadImage -> our upscale model and tiled upscale -> ComfyUI's ImageInvert -> our save."""
+    return {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+        "2": {"class_type": "ImageTuneLoadUpscaleModel", "inputs": {"model_name": model, "model_file": ""}},
+        "3": {"class_type": "ImageTuneUpscaleWithModel",
+              "inputs": {"upscale_model": ["2", 0], "image": ["1", 0], "tile": tile, "overlap": 8}},
+        "4": {"class_type": "ImageInvert", "inputs": {"image": ["3", 0]}},
+        "5": {"class_type": "ImageTuneSaveImage", "inputs": {"images": ["4", 0], "filename_prefix": prefix}},
+    }
+
+
+def test_progress_reaches_comfyuis_websocket(comfy):
+    messages = watch(comfy, upscale_prompt("RealESRGAN_animevideov3_x2 (compact)", 32, "progress"))
+    steps = [m for m in messages if m[0] == "progress" and m[1] == "3"]
+    assert messages[-1][0] == "execution_success", messages
+    # 96x64 in 32-pixel tiles with overlap: several tiles, reported one by one up to the total
+    assert len(steps) >= 4 and steps[-1][2] == steps[-1][3] == len(steps), steps
+    print(f"\nprogress messages for the tiled upscale: {[(m[2], m[3]) for m in steps]}")
+
+
+def test_interrupt_from_comfyui_stops_our_node(comfy):
+    messages = watch(comfy, upscale_prompt("RealESRGAN_x4plus", 32, "interrupted"), interrupt=True)
+    kinds = [m[0] for m in messages]
+    assert kinds[-1] == "execution_interrupted", messages
+    steps = [m for m in messages if m[0] == "progress" and m[1] == "3"]
+    assert steps and steps[-1][2] < steps[-1][3], "the node stopped before its last tile"
+    print(f"\ninterrupted after {steps[-1][2]} of {steps[-1][3]} tiles")
+
+
+def test_our_upscale_model_feeds_comfyuis_own_upscale_node(comfy):
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+        "2": {"class_type": "ImageTuneLoadUpscaleModel",
+              "inputs": {"model_name": "RealESRGAN_animevideov3_x2 (compact)", "model_file": ""}},
+        "3": {"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": ["2", 0], "image": ["1", 0]}},
+        "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "comfy-upscale"}},
+    }
+    (file,) = comfy.image_files(comfy.run(prompt))
+    with Image.open(file) as image:
+        assert image.size == (192, 128)
