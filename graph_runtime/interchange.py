@@ -366,7 +366,10 @@ def _unknown_message(dtos: list[_Dto]) -> str:
     for dto in dtos:
         props = dto.node.get("properties") or {}
         pack = props.get("cnr_id") or props.get("aux_id")
-        parts.append(f"node {dto.exec_id} ({dto.node['type']}" + (f", from the pack {pack!r}" if pack else "") + ")")
+        origin = f", from the pack {pack!r}" if pack else ""
+        if str(dto.node["type"]).startswith(("workflow>", "workflow/")):
+            origin = ", a legacy group node: convert it to a subgraph or to plain nodes in ComfyUI"
+        parts.append(f"node {dto.exec_id} ({dto.node['type']}{origin})")
     kinds = sorted({d.node["type"] for d in dtos})
     return (f"the workflow uses node types this runtime does not have: {', '.join(kinds)}; "
             f"{'; '.join(parts)}. Only ImageTune nodes and the ComfyUI core nodes it implements can run here.")

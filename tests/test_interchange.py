@@ -229,6 +229,9 @@ def test_unknown_node_types_are_named_with_their_pack(registry):
     assert "FancySharpen, KSampler" in message
     assert "node 2 (KSampler, from the pack 'comfy-core')" in message
     assert "node 3 (FancySharpen, from the pack 'someone/fancy-pack')" in message
+    data["nodes"][0]["type"] = "workflow>My group"
+    with pytest.raises(WorkflowFormatError, match=r"node 1 \(workflow>My group, a legacy group node"):
+        ui_to_api(data, registry)
 
 
 def test_a_dangling_link_is_a_format_error(registry):
