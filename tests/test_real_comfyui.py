@@ -355,3 +355,26 @@ def test_our_upscale_model_feeds_comfyuis_own_upscale_node(comfy):
     (file,) = comfy.image_files(comfy.run(prompt))
     with Image.open(file) as image:
         assert image.size == (192, 128)
+
+
+def test_comfyuis_vae_decode_feeds_our_nodes(comfy):
+    # ComfyUI's pixel-space VAE needs no model file: LoadImage -> VAEEncode -> VAEDecode is a real
+    # VAE round trip in ComfyUI, and its IMAGE goes into our nodes and back into ComfyUI's VAEEncode
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+        "2": {"class_type": "VAELoader", "inputs": {"vae_name": "pixel_space"}},
+        "3": {"class_type": "VAEEncode", "inputs": {"pixels": ["1", 0], "vae": ["2", 0]}},
+        "4": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["2", 0]}},
+        "5": {"class_type": "ImageTuneLoadUpscaleModel",
+              "inputs": {"model_name": "RealESRGAN_animevideov3_x2 (compact)", "model_file": ""}},
+        "6": {"class_type": "ImageTuneUpscaleWithModel",
+              "inputs": {"upscale_model": ["5", 0], "image": ["4", 0], "tile": 512, "overlap": 32}},
+        "7": {"class_type": "VAEEncode", "inputs": {"pixels": ["6", 0], "vae": ["2", 0]}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["7", 0], "vae": ["2", 0]}},
+        "9": {"class_type": "ImageTuneSaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "vae"}},
+    }
+    (file,) = comfy.image_files(comfy.run(prompt))
+    with Image.open(file) as image:
+        assert image.size == (192, 128)
+        small = np.asarray(image.convert("RGB").resize((96, 64), Image.BICUBIC), dtype=np.float32)
+    assert np.abs(small - np.asarray(make_input_image(), dtype=np.float32)).mean() < 12
