@@ -1,0 +1,140 @@
+"""Enhancement ops on [B,C,H,W] float images in 0..1 (C = 1 or 3; alpha is split off by the caller).
+
+Kornia does the colour and filtering work where it has the operation; the blur of the unsharp
+mask follows PIL's definition of "radius" (three extended box blurs approximating a Gaussian of
+that standard deviation, Gwosdek et al. 2011) so results match ``ImageFilter.UnsharpMask``.
+All ops run on the input's device and dtype and return new tensors.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .color import cielab_to_rgb, rgb_to_cielab
+
+BOX_PASSES = 3
+
+
+def box_radius(sigma: float, passes: int = BOX_PASSES) -> float:
+    """The fractional box radius whose ``passes`` repeats approximate a Gaussian of std ``sigma`` (PIL's rule)."""
+    sigma2 = sigma * sigma / passes
+    length = math.sqrt(12.0 * sigma2 + 1.0)
+    whole = math.floor((length - 1.0) / 2.0)
+    frac = (2 * whole + 1) * (whole * (whole + 1) - 3 * sigma2) / (6 * (sigma2 - (whole + 1) ** 2))
+    return whole + frac
+
+
+def _box_kernel(radius: float, like: torch.Tensor) -> torch.Tensor:
+    whole = math.floor(radius)
+    frac = radius - whole
+    weights = torch.ones(2 * whole + 3, device=like.device, dtype=like.dtype)
+    weights[0] = weights[-1] = frac
+    return weights / (2 * radius + 1)
+
+
+def gaussian_box_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """PIL's GaussianBlur(sigma) on [B,C,H,W]: 3 extended box blurs per axis, edges repeated."""
+    if sigma <= 0:
+        return image.clone()
+    kernel = _box_kernel(box_radius(sigma), image)
+    pad = kernel.numel() // 2
+    b, c, h, w = image.shape
+    x = image.reshape(b * c, 1, h, w)
+    horizontal, vertical = kernel.view(1, 1, 1, -1), kernel.view(1, 1, -1, 1)
+    for _ in range(BOX_PASSES):
+        x = F.conv2d(F.pad(x, (pad, pad, 0, 0), mode="replicate"), horizontal)
+    for _ in range(BOX_PASSES):
+        x = F.conv2d(F.pad(x, (0, 0, pad, pad), mode="replicate"), vertical)
+    return x.reshape(b, c, h, w)
+
+
+def unsharp_mask(image: torch.Tensor, radius: float = 2.0, amount: float = 1.5, threshold: float = 3.0) -> torch.Tensor:
+    """out = image + amount * (image - blur) where |image - blur| exceeds ``threshold`` (in 8-bit levels), clamped.
+
+    Same parameters as PIL's ``ImageFilter.UnsharpMask(radius, percent=100*amount, threshold)``.
+    """
+    detail = image - gaussian_box_blur(image, radius)
+    sharpened = image + amount * detail
+    keep = detail.abs() * 255.0 > threshold
+    return torch.where(keep, sharpened, image).clamp(0, 1)
+
+
+def grey_level(image: torch.Tensor) -> torch.Tensor:
+    """[B,1,H,W] luma (ITU-R 601, as PIL's 'L'); grey input is returned as is."""
+    if image.shape[1] == 1:
+        return image
+    import kornia
+
+    return kornia.color.rgb_to_grayscale(image)
+
+
+def adjust(image: torch.Tensor, brightness: float = 1.0, contrast: float = 1.0, saturation: float = 1.0,
+           gamma: float = 1.0) -> torch.Tensor:
+    """PIL ImageEnhance-style factors (1 = unchanged), then ``gamma`` (output = input ** (1 / gamma)).
+
+    brightness scales values; contrast blends with the mean grey level; saturation blends with
+    each pixel's grey level (no effect on grey images). Clamped to 0..1 after each step, as PIL.
+    """
+    import kornia
+
+    out = (image * brightness).clamp(0, 1) if brightness != 1.0 else image
+    if contrast != 1.0:
+        mean = grey_level(out).mean(dim=(1, 2, 3), keepdim=True)
+        out = torch.lerp(mean.expand_as(out), out, contrast).clamp(0, 1)
+    if saturation != 1.0 and out.shape[1] == 3:
+        out = kornia.enhance.adjust_saturation_with_gray_subtraction(out, float(saturation))
+    if gamma != 1.0:
+        out = kornia.enhance.adjust_gamma(out, 1.0 / gamma)
+    return out if out is not image else image.clone()
+
+
+def auto_contrast(image: torch.Tensor, cutoff: float = 0.0) -> torch.Tensor:
+    """Stretch each image's channels so the ``cutoff`` percent darkest/brightest map to 0 and 1 (PIL's autocontrast)."""
+    b, c = image.shape[:2]
+    flat = image.reshape(b, c, -1).float()
+    if cutoff > 0:
+        q = torch.tensor([cutoff / 100.0, 1.0 - cutoff / 100.0], device=image.device)
+        lo, hi = torch.quantile(flat, q, dim=2, keepdim=True).unbind(0)
+    else:
+        lo, hi = flat.amin(2, keepdim=True), flat.amax(2, keepdim=True)
+    span = hi - lo
+    flat_out = torch.where(span > 0, (flat - lo) / span.clamp(min=1e-12), flat)
+    return flat_out.clamp(0, 1).reshape(image.shape).to(image.dtype)
+
+
+def clahe(image: torch.Tensor, clip_limit: float = 2.0, grid: int = 8) -> torch.Tensor:
+    """Contrast-limited adaptive histogram equalisation (kornia); colour images only change CIELAB L."""
+    import kornia
+
+    h, w = image.shape[2:]
+    # kornia needs tiles of at least 2x2 pixels: fewer tiles on small images, padding on 1-pixel ones.
+    padded = F.pad(image, (0, max(0, 2 - w), 0, max(0, 2 - h)), mode="replicate") if min(h, w) < 2 else image
+    tiles = (max(1, min(grid, padded.shape[2] // 2)), max(1, min(grid, padded.shape[3] // 2)))
+    if image.shape[1] == 1:
+        out = kornia.enhance.equalize_clahe(padded, clip_limit=clip_limit, grid_size=tiles)
+    else:
+        lab = rgb_to_cielab(padded)
+        lightness = kornia.enhance.equalize_clahe(lab[:, :1] / 100.0, clip_limit=clip_limit, grid_size=tiles)
+        out = cielab_to_rgb(torch.cat([lightness * 100.0, lab[:, 1:]], 1)).clamp(0, 1)
+    return out[..., :h, :w]
+
+
+def denoise(image: torch.Tensor, method: str = "bilateral", strength: float = 0.1, radius: int = 2) -> torch.Tensor:
+    """Smooth noise: "bilateral" (edge-preserving; ``strength`` is the colour sigma), "median" or "gaussian".
+
+    ``radius`` sets the window (2 * radius + 1); borders reflect (repeat on images smaller than that).
+    """
+    import kornia
+
+    size = 2 * max(1, radius) + 1
+    border = "reflect" if min(image.shape[2:]) > size // 2 else "replicate"
+    if method == "bilateral":
+        sigma_space = (size / 3.0, size / 3.0)
+        return kornia.filters.bilateral_blur(image, size, max(strength, 1e-4), sigma_space, border_type=border)
+    if method == "median":
+        return kornia.filters.median_blur(image, size, border_type=border)
+    if method == "gaussian":
+        return kornia.filters.gaussian_blur2d(image, (size, size), (size / 3.0, size / 3.0), border_type=border)
+    raise ValueError(f"denoise method must be bilateral, median or gaussian, got {method!r}")
