@@ -206,13 +206,13 @@ def test_each_api_workflow_runs_in_comfyui(comfy, path):
 def interop_prompt(registry_ids: set[str]) -> dict:
     """ComfyUI LoadImage -> ImageTune style transfer -> ImageTune enhance -> ComfyUI SaveImage."""
     style = next((i for i in ("ImageTuneStyleTransfer", "ImageTuneApplyStyle") if i in registry_ids), None)
-    enhance = next((i for i in ("ImageTuneEnhance", "ImageTuneSharpen", "ImageTuneAutoContrast")
+    enhance = next((i for i in ("ImageTuneUnsharpMask", "ImageTuneAutoContrast", "ImageTuneAdjustColour")
                     if i in registry_ids), None)
     if style is None or enhance is None:
         pytest.skip(f"style transfer / enhance nodes are not in the pack yet (have {sorted(registry_ids)})")
     return {
         "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
-        "2": {"class_type": style, "inputs": {"image": ["1", 0]}},
+        "2": {"class_type": style, "inputs": {"image": ["1", 0], "strength": 0.7}},
         "3": {"class_type": enhance, "inputs": {"image": ["2", 0]}},
         "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "interop"}},
     }
