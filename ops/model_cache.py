@@ -53,21 +53,25 @@ class ModelCache:
         """Release every model (the "unload models" of a host)."""
         with self.lock:
             self.slots.clear()
-            for key in list(self.entries):
-                self._release_if_unheld(key)
+            released = [self._release_if_unheld(key, collect=False) for key in list(self.entries)]
+            if any(released):
+                free_host_and_device_memory()
 
-    def _release_if_unheld(self, key: Hashable) -> None:
+    def _release_if_unheld(self, key: Hashable, collect: bool = True) -> bool:
+        """Drop ``key``'s model when no slot holds it; True when something was released."""
         if key in self.slots.values():
-            return
+            return False
         model = self.entries.pop(key, None)
         if model is None:
-            return
+            return False
         self.stats.releases += 1
         release = getattr(model, "release", None)
         if callable(release):
             release()
         del model
-        free_host_and_device_memory()
+        if collect:
+            free_host_and_device_memory()
+        return True
 
 
 def free_host_and_device_memory() -> None:

@@ -141,18 +141,21 @@ def test_img2img_matches_a_direct_img2img_call(ctx_for):
     torch.testing.assert_close(out, expected.permute(0, 2, 3, 1), atol=1e-5, rtol=0)
 
 
-def test_diffusion_restyle_changes_the_image_by_strength(runtime, ctx_for):
+def test_diffusion_restyle_is_img2img_with_the_encoded_style_prompt(ctx_for):
     gen = torch.Generator().manual_seed(1)
     image = torch.rand(1, 16, 16, 3, generator=gen)
-    from imagetune.nodes.generate import RestyleWithDiffusionNode
+    from imagetune.nodes.generate import GenerateFromImageNode, RestyleWithDiffusionNode
     from imagetune.nodes.loaders import LoadPipelineNode, LoadTextEncoderNode
+    from imagetune.nodes.text_encode import EncodeTextNode
 
     ctx = ctx_for().for_node("8")
     pipe = LoadPipelineNode().run(ctx, "tiny-sd", "default", "auto", "auto", False, False, "")[0]
     encoder = LoadTextEncoderNode().run(ctx, "tiny-clip", "auto", "auto")[0]
-    (out,) = RestyleWithDiffusionNode().run(ctx, pipe, encoder, image, "oil painting style", 0.5, 4, 3.0, 0)
-    (same,) = RestyleWithDiffusionNode().run(ctx, pipe, encoder, image, "oil painting style", 0.5, 4, 3.0, 0)
-    assert out.shape == image.shape and torch.equal(out, same)
+    (out,) = RestyleWithDiffusionNode().run(ctx, pipe, encoder, image, "oil painting style", 0.5, 2, 3.0, 0)
+    positive = EncodeTextNode().run(ctx, encoder, "oil painting style", False)[0]
+    negative = EncodeTextNode().run(ctx, encoder, "", False)[0]
+    expected = GenerateFromImageNode().run(ctx, pipe, positive, negative, image, 0.5, 2, 3.0, 0)[0]
+    assert out.shape == image.shape and torch.equal(out, expected)
 
 
 def test_gan_workflow_from_text_and_from_seed(runtime, ctx_for, models_root):
