@@ -106,11 +106,16 @@ def cmd_run(args) -> int:
 
 
 def _ui_workflow(source) -> dict | None:
-    """The UI-format workflow to embed in saved PNGs, when the source file is one."""
+    """The UI-format workflow to embed in saved PNGs, when the source file is one or a PNG carries one."""
     try:
         from .workflow import parse_json
 
-        data = parse_json(Path(source).read_bytes(), str(source))
+        raw = Path(source).read_bytes()
+        if raw.startswith(b"\x89PNG"):
+            from .interchange import png_text_chunks
+
+            raw = png_text_chunks(raw, str(source)).get("workflow", "")
+        data = parse_json(raw, str(source))
     except Exception:
         return None
     return data if isinstance(data, dict) and isinstance(data.get("nodes"), list) else None

@@ -388,8 +388,8 @@ def _wrap(value: Any) -> Any:
 # PNG
 
 
-def workflow_from_png(raw: bytes, source_name: str) -> dict:
-    """The workflow embedded in a PNG: the API ``prompt`` chunk when present, else the UI ``workflow``."""
+def png_text_chunks(raw: bytes, source_name: str = "PNG") -> dict[str, str]:
+    """The text chunks of a PNG (``prompt`` and ``workflow`` for ComfyUI images), without decoding pixels when possible."""
     from PIL import Image
 
     try:
@@ -399,9 +399,15 @@ def workflow_from_png(raw: bytes, source_name: str) -> dict:
                 texts = dict(getattr(image, "text", {}))  # chunks after the image data need a load
     except Exception as exc:  # Pillow raises many types for damaged files
         raise WorkflowFormatError(f"{source_name}: not a readable PNG ({type(exc).__name__}: {exc})") from None
+    return {k: v for k, v in texts.items() if isinstance(v, str)}
+
+
+def workflow_from_png(raw: bytes, source_name: str) -> dict:
+    """The workflow embedded in a PNG: the API ``prompt`` chunk when present, else the UI ``workflow``."""
+    texts = png_text_chunks(raw, source_name)
     for key in ("prompt", "workflow"):
         text = texts.get(key)
-        if isinstance(text, (str, bytes)) and text.strip():
+        if text and text.strip():
             data = parse_json(text, f"{source_name} ({key} chunk)")
             if isinstance(data, dict) and data:
                 return data

@@ -396,3 +396,19 @@ def test_the_upscale_example_runs_headless(tmp_path):
 
 def _load_json(path: Path) -> dict:
     return json.loads(path.read_text())
+
+
+def test_a_saved_png_runs_again_and_keeps_its_workflow(tmp_path, capsys):
+    (tmp_path / "input").mkdir()
+    Image.new("RGB", (20, 12), (200, 40, 90)).save(tmp_path / "input" / "example.png")
+    ui = _load_json(WORKFLOWS / "upscale.json")
+    common = ["--input-dir", str(tmp_path / "input"), "--device", "cpu", "--no-progress"]
+    assert cli_main(["run", str(WORKFLOWS / "upscale.json"), "--out", str(tmp_path / "first"), *common]) == 0
+    first = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert cli_main(["run", str(first), "--out", str(tmp_path / "second"), *common]) == 0
+    second = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    for path in (first, second):
+        with Image.open(path) as image:
+            assert json.loads(image.info["workflow"]) == ui  # ComfyUI can load either file
+            assert json.loads(image.info["prompt"]) == _load_json(WORKFLOWS / "upscale.api.json")
+            assert image.size == (40, 24)
