@@ -412,3 +412,63 @@ def test_a_saved_png_runs_again_and_keeps_its_workflow(tmp_path, capsys):
             assert json.loads(image.info["workflow"]) == ui  # ComfyUI can load either file
             assert json.loads(image.info["prompt"]) == _load_json(WORKFLOWS / "upscale.api.json")
             assert image.size == (40, 24)
+
+
+def _io_node(node_id: int) -> dict:
+    return {"id": node_id, "bounding": [0, 0, 100, 60]}
+
+
+def _definition(uuid: str, name: str, inputs: list, outputs: list, nodes: list, links: list, inner=()) -> dict:
+    return {"id": uuid, "version": 1, "revision": 0, "name": name, "state": {"lastGroupId": 0, "lastNodeId": 9,
+            "lastLinkId": 99, "lastRerouteId": 0}, "inputNode": _io_node(-10), "outputNode": _io_node(-20),
+            "inputs": inputs, "outputs": outputs, "widgets": [], "nodes": nodes, "links": links,
+            "definitions": {"subgraphs": list(inner)}}
+
+
+def _link(link_id, origin, oslot, target, tslot, kind):
+    return {"id": link_id, "origin_id": origin, "origin_slot": oslot, "target_id": target, "target_slot": tslot,
+            "type": kind}
+
+
+def test_nested_subgraphs_flatten_to_paths_and_resolve_promoted_widgets(registry, tmp_path):
+    inner_id, outer_id = "11111111-2222-4333-8444-555555555555", "66666666-7777-4888-9999-aaaaaaaaaaaa"
+    inner = _definition(
+        inner_id, "scale", [{"id": "a", "name": "image", "type": "IMAGE", "linkIds": [20]},
+                            {"id": "b", "name": "factor", "type": "FLOAT", "linkIds": [21]}],
+        [{"id": "c", "name": "image", "type": "IMAGE", "linkIds": [22]}],
+        [{"id": 7, "type": "ImageTuneTestScale", "mode": 0, "widgets_values": [1.0],
+          "inputs": [{"name": "image", "type": "IMAGE", "link": 20},
+                     {"name": "factor", "type": "FLOAT", "link": 21, "widget": {"name": "factor"}}],
+          "outputs": [{"name": "image", "type": "IMAGE", "links": [22]}]}],
+        [_link(20, -10, 0, 7, 0, "IMAGE"), _link(21, -10, 1, 7, 1, "FLOAT"), _link(22, 7, 0, -20, 0, "IMAGE")])
+    outer = _definition(
+        outer_id, "wrapper", [{"id": "d", "name": "image", "type": "IMAGE", "linkIds": [10]}],
+        [{"id": "e", "name": "image", "type": "IMAGE", "linkIds": [11]}],
+        [{"id": 5, "type": inner_id, "mode": 0, "widgets_values": [4.0],
+          "inputs": [{"name": "image", "type": "IMAGE", "link": 10},
+                     {"name": "factor", "type": "FLOAT", "link": None, "widget": {"name": "factor"}}],
+          "outputs": [{"name": "image", "type": "IMAGE", "links": [11]}]}],
+        [_link(10, -10, 0, 5, 0, "IMAGE"), _link(11, 5, 0, -20, 0, "IMAGE")], inner=[inner])
+    workflow = {
+        "version": 1, "state": {"lastGroupId": 0, "lastNodeId": 3, "lastLinkId": 2, "lastRerouteId": 0},
+        "nodes": [
+            {"id": 1, "type": "ImageTuneTestSolid", "mode": 0, "widgets_values": [4, 4, 3, "fixed", "blue", 0.5],
+             "outputs": [{"name": "image", "type": "IMAGE", "links": [1]}]},
+            {"id": 2, "type": outer_id, "mode": 0, "inputs": [{"name": "image", "type": "IMAGE", "link": 1}],
+             "outputs": [{"name": "image", "type": "IMAGE", "links": [2]}]},
+            {"id": 3, "type": "ImageTuneTestSave", "mode": 0, "widgets_values": ["nested"],
+             "inputs": [{"name": "images", "type": "IMAGE", "link": 2}]},
+        ],
+        "links": [_link(1, 1, 0, 2, 0, "IMAGE"), _link(2, 2, 0, 3, 0, "IMAGE")],
+        "definitions": {"subgraphs": [outer]},
+    }
+    api = ui_to_api(workflow, registry)
+    assert api["2:5:7"] == {"inputs": {"factor": 4.0, "image": ["1", 0]}, "class_type": "ImageTuneTestScale",
+                            "_meta": {"title": "Scale"}}
+    assert api["3"]["inputs"] == {"filename_prefix": "nested", "images": ["2:5:7", 0]}
+    assert set(api) == {"1", "2:5:7", "3"}
+    ctx = ExecutionContext(device="cpu", output_dir=tmp_path, input_dir=tmp_path, models_dirs=[tmp_path])
+    result = Runtime(registry).run(api, ctx=ctx)
+    torch.testing.assert_close(result.outputs["3"][0], solid(4, 4, 3, "blue", 0.5) * 4.0)
+    workflow["nodes"][1]["mode"] = 4  # bypassing the outer instance passes the image straight through
+    assert ui_to_api(workflow, registry)["3"]["inputs"]["images"] == ["1", 0]
