@@ -472,3 +472,16 @@ def test_nested_subgraphs_flatten_to_paths_and_resolve_promoted_widgets(registry
     torch.testing.assert_close(result.outputs["3"][0], solid(4, 4, 3, "blue", 0.5) * 4.0)
     workflow["nodes"][1]["mode"] = 4  # bypassing the outer instance passes the image straight through
     assert ui_to_api(workflow, registry)["3"]["inputs"]["images"] == ["1", 0]
+
+
+def test_the_stylize_example_runs_headless(tmp_path):
+    (tmp_path / "input").mkdir()
+    source = np.random.default_rng(0).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    Image.fromarray(source).save(tmp_path / "input" / "example.png")
+    ctx = ExecutionContext(device="cpu", output_dir=tmp_path / "output", input_dir=tmp_path / "input")
+    result = Runtime().run(WORKFLOWS / "stylize.json", ctx=ctx)
+    (saved,) = result.ui["4"]["images"]
+    with Image.open(tmp_path / "output" / saved["subfolder"] / saved["filename"]) as image:
+        assert image.size == (48, 32)
+        styled = np.asarray(image.convert("RGB"), dtype=np.float32)
+    assert np.abs(styled - source).mean() > 10  # restyled, not passed through
