@@ -365,9 +365,20 @@ def ui_workflows() -> list[Path]:
     return sorted(p for p in WORKFLOWS.glob("*.json") if isinstance(json.loads(p.read_text()).get("nodes"), list))
 
 
+def api_form(ui_path: Path) -> Path:
+    """workflows/X.json (UI form, a ComfyUI template) has its API form in workflows/api/X.json.
+
+    The API forms live one folder down because ComfyUI lists every JSON file directly in a pack's
+    workflows/ folder as a template, and the front end loads templates as UI workflows.
+    """
+    return ui_path.parent / "api" / ui_path.name
+
+
 def test_the_repository_has_example_workflows_in_both_forms():
-    pairs = [p for p in ui_workflows() if p.with_name(p.stem + ".api.json").is_file()]
-    assert pairs, "workflows/ needs at least one UI workflow with its API form beside it"
+    pairs = [p for p in ui_workflows() if api_form(p).is_file()]
+    assert pairs, "workflows/ needs at least one UI workflow with its API form in workflows/api/"
+    templates = sorted(WORKFLOWS.glob("*.json"))
+    assert templates == ui_workflows(), "every JSON file directly in workflows/ is a ComfyUI template: UI form only"
 
 
 @pytest.mark.parametrize("path", ui_workflows(), ids=lambda p: p.name)
@@ -375,10 +386,9 @@ def test_ui_workflows_are_valid_for_the_front_end(path):
     assert front_end_shape_problems(json.loads(path.read_text())) == []
 
 
-@pytest.mark.parametrize("path", [p for p in ui_workflows() if p.with_name(p.stem + ".api.json").is_file()],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [p for p in ui_workflows() if api_form(p).is_file()], ids=lambda p: p.name)
 def test_example_ui_workflows_convert_to_their_api_form(path):
-    assert ui_to_api(json.loads(path.read_text())) == json.loads(path.with_name(path.stem + ".api.json").read_text())
+    assert ui_to_api(json.loads(path.read_text())) == json.loads(api_form(path).read_text())
 
 
 def test_the_upscale_example_runs_headless(tmp_path):
@@ -389,7 +399,7 @@ def test_the_upscale_example_runs_headless(tmp_path):
     (saved,) = result.ui["4"]["images"]
     with Image.open(tmp_path / "output" / saved["subfolder"] / saved["filename"]) as image:
         assert image.size == (80, 48)
-        assert json.loads(image.info["prompt"]) == _load_json(WORKFLOWS / "upscale.api.json")
+        assert json.loads(image.info["prompt"]) == _load_json(WORKFLOWS / "api" / "upscale.json")
         pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
     assert np.abs(pixels - np.array([30, 160, 220])).mean() < 8  # a flat colour stays that colour
 
@@ -410,7 +420,7 @@ def test_a_saved_png_runs_again_and_keeps_its_workflow(tmp_path, capsys):
     for path in (first, second):
         with Image.open(path) as image:
             assert json.loads(image.info["workflow"]) == ui  # ComfyUI can load either file
-            assert json.loads(image.info["prompt"]) == _load_json(WORKFLOWS / "upscale.api.json")
+            assert json.loads(image.info["prompt"]) == _load_json(WORKFLOWS / "api" / "upscale.json")
             assert image.size == (40, 24)
 
 

@@ -176,9 +176,9 @@ def test_object_info_lists_our_nodes(comfy):
 
 
 def api_workflows() -> list[Path]:
-    """Every API-format workflow in workflows/ (UI-format files have a 'nodes' list)."""
+    """Every API-format workflow in workflows/ and workflows/api/ (UI-format files have a 'nodes' list)."""
     found = []
-    for path in sorted((ROOT / "workflows").glob("*.json")):
+    for path in sorted((ROOT / "workflows").glob("*.json")) + sorted((ROOT / "workflows" / "api").glob("*.json")):
         data = json.loads(path.read_text())
         if isinstance(data, dict) and "nodes" not in data:
             found.append(path)
@@ -188,7 +188,7 @@ def api_workflows() -> list[Path]:
 @pytest.mark.parametrize("path", api_workflows(), ids=lambda p: p.name)
 def test_each_api_workflow_runs_in_comfyui(comfy, path):
     prompt = json.loads(path.read_text())
-    ui_path = path.with_name(path.name.replace(".api.json", ".json"))
+    ui_path = ROOT / "workflows" / path.name
     workflow = json.loads(ui_path.read_text()) if ui_path != path and ui_path.is_file() else None
     started = time.monotonic()
     entry = comfy.run(prompt, workflow)
@@ -199,8 +199,17 @@ def test_each_api_workflow_runs_in_comfyui(comfy, path):
             assert image.size[0] > 0 and image.size[1] > 0
             if file.suffix == ".png" and "/output/" in str(file):
                 assert json.loads(image.info["prompt"]).keys() == prompt.keys()
-    print(f"\n{path.name}: {len(files)} image(s) in {time.monotonic() - started:.1f}s: "
+    print(f"\n{path.relative_to(ROOT)}: {len(files)} image(s) in {time.monotonic() - started:.1f}s: "
           f"{[f.name for f in files]}")
+
+
+def test_comfyui_offers_our_ui_workflows_as_templates(comfy):
+    templates = comfy.get("/workflow_templates")
+    ours = sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
+    assert sorted(templates.get("Image-Tune.pack", [])) == ours
+    for name in ours:  # what the front end fetches when a template is picked
+        with urllib.request.urlopen(f"{comfy.url}/api/workflow_templates/Image-Tune.pack/{name}.json") as r:
+            assert isinstance(json.loads(r.read()).get("nodes"), list), f"{name} is not a UI workflow"
 
 
 def interop_prompt(registry_ids: set[str]) -> dict:
