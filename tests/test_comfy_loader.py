@@ -193,6 +193,8 @@ KNOWN_TOOLTIP_GAPS = {
     "ImageTuneDiffusionRestyle.negative_prompt", "ImageTuneGANLatent.seed", "ImageTuneGANLatent.batch_size",
     "ImageTuneScaleConditioning.scale", "ImageTuneScaleConditioning.target",
     "ImageTuneAddConditioningNoise.strength", "ImageTuneAddConditioningNoise.seed",
+    "ImageTuneAdjustColour.brightness", "ImageTuneAdjustColour.contrast", "ImageTuneAdjustColour.saturation",
+    "ImageTuneDenoise.method", "ImageTuneResize.method", "ImageTuneResize.scale_by",
 }
 
 
