@@ -16,7 +16,7 @@ import torch
 
 from ..graph_runtime.errors import NodeInputError
 from .model_files import ModelSource, locate
-from .placement import module_bytes, resolve_dtype, same_device
+from .placement import dtype_keyword, module_bytes, resolve_dtype, same_device
 from .schedulers import make_scheduler
 
 SUBFOLDERS = ("diffusers", "checkpoints", "unet", "diffusion_models")
@@ -118,8 +118,8 @@ def _load_folder(where, dtype):
 
     if isinstance(where, Path) and not (where / "model_index.json").is_file():
         raise NodeInputError("model", f"{where} is not a diffusers pipeline folder (no model_index.json)")
-    absent = _absent_parts(where) if isinstance(where, Path) else {}
-    return DiffusionPipeline.from_pretrained(str(where), dtype=dtype, **absent)
+    absent = _absent_parts(where) if isinstance(where, Path) else {"safety_checker": None}
+    return DiffusionPipeline.from_pretrained(str(where), **{dtype_keyword("diffusers"): dtype}, **absent)
 
 
 def _absent_parts(folder: Path) -> dict:
@@ -158,7 +158,7 @@ def _load_single_file(path: Path, dtype, config: Path | None):
     if config is not None:
         kwargs["config"] = str(config)
     try:
-        return cls.from_single_file(str(path), dtype=dtype, **kwargs)
+        return cls.from_single_file(str(path), **{dtype_keyword("diffusers"): dtype}, **kwargs)
     except (OSError, ValueError) as exc:
         raise NodeInputError("model", f"could not load {path.name} as a {cls.__name__} checkpoint "
                                       f"(offline, give 'config' a local diffusers folder of the same "

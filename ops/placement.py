@@ -63,3 +63,21 @@ def placed(module, device: str, ctx, size: int):
     finally:
         if target.type != "cpu" and ctx.offload_after_use:
             module.to("cpu")
+
+
+def dtype_keyword(library: str) -> str:
+    """The ``from_pretrained`` keyword for the dtype: ``dtype`` in new releases, ``torch_dtype`` before.
+
+    transformers took ``dtype`` in 4.56 and diffusers later (with ``_resolve_dtype``); ComfyUI
+    installs may carry older ones, where ``dtype`` would be ignored.
+    """
+    if library == "diffusers":
+        try:
+            from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401
+        except ImportError:
+            return "torch_dtype"
+        return "dtype"
+    import transformers
+
+    major, minor = (int(p) for p in transformers.__version__.split(".")[:2])
+    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"

