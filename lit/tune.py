@@ -1,0 +1,172 @@
+"""Locked-image text tuning: train the text head against cached image features with InfoNCE.
+
+Both towers are frozen, so their outputs are computed once: image features per pair and token
+states per distinct caption. Each step then runs only the small head, which is what makes
+tuning on thousands of pairs take minutes on a CPU.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .evaluate import retrieval_recall_at_1, zero_shot_accuracy
+from .model import LiTModel, TextHead, build_config
+from .towers import load_image_tower, load_text_encoder
+
+MAX_LOGIT_SCALE = math.log(100.0)  # CLIP's cap on the inverse temperature
+StepHook = Callable[[int, int, float], None]
+
+
+@dataclass
+class TuneSettings:
+    """Hyper-parameters of one tuning run (all seeded by ``seed``)."""
+
+    steps: int = 1500
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup: int = 50
+    seed: int = 0
+    layers: int = 1
+    dropout: float = 0.1
+    max_tokens: int = 64
+    center_images: bool = True
+
+
+def new_model(image_spec: dict, text_spec: dict, settings: TuneSettings, search: list[Path] = ()) -> LiTModel:
+    """A LiT model with the given towers and a freshly initialised (seeded) text head."""
+    text_encoder = load_text_encoder(text_spec, search, settings.max_tokens)
+    image_tower = load_image_tower(image_spec, search)
+    torch.manual_seed(settings.seed)
+    head = TextHead(text_encoder.width, image_tower.dim, settings.layers, settings.dropout)
+    config = build_config(image_spec, text_spec, text_encoder.width, image_tower.dim, settings.layers,
+                          settings.max_tokens)
+    return LiTModel(image_tower, text_encoder, head, config)
+
+
+@torch.no_grad()
+def tower_features(model: LiTModel, images: torch.Tensor, batch_size: int = 32,
+                   progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Raw image-tower features [N, D] of IMAGE [N, H, W, C] (before the model's centring)."""
+    chunks = []
+    for start in range(0, images.shape[0], batch_size):
+        chunks.append(model.image_tower(images[start:start + batch_size].to(model.device)).cpu())
+        if progress is not None:
+            progress(min(start + batch_size, images.shape[0]), images.shape[0])
+    return torch.cat(chunks) if chunks else torch.zeros(0, model.image_tower.dim)
+
+
+@torch.no_grad()
+def caption_states(model: LiTModel, captions: list[str], batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frozen token states [U, T, W] and masks [U, T] of distinct captions, padded to one length T."""
+    parts = [model.text_encoder(captions[i:i + batch_size]) for i in range(0, len(captions), batch_size)]
+    length = max(states.shape[1] for states, _ in parts)
+    states = torch.cat([F.pad(s, (0, 0, 0, length - s.shape[1])) for s, _ in parts]).cpu()
+    masks = torch.cat([F.pad(m, (0, length - m.shape[1])) for _, m in parts]).cpu()
+    return states, masks
+
+
+def contrastive_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor, caption_of_image: torch.Tensor,
+                     logit_scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE between images [B, D] and distinct captions [U, D].
+
+    ``caption_of_image`` [B] gives each image's caption row; a caption shared by several images
+    has all of them as positives, so duplicates in a batch are never pushed apart.
+    """
+    logits = logit_scale.exp() * image_embeds @ text_embeds.T  # [B, U]
+    image_to_text = F.cross_entropy(logits, caption_of_image)
+    rows = torch.arange(text_embeds.shape[0], device=caption_of_image.device)
+    positives = (caption_of_image[None, :] == rows[:, None]).float()
+    log_probs = logits.T.log_softmax(dim=1)  # [U, B]
+    text_to_image = -((positives * log_probs).sum(1) / positives.sum(1)).mean()
+    return (image_to_text + text_to_image) / 2
+
+
+def train_head(model: LiTModel, features: torch.Tensor, caption_ids: torch.Tensor, states: torch.Tensor,
+               masks: torch.Tensor, settings: TuneSettings, on_step: StepHook | None = None) -> list[float]:
+    """Train ``model.head`` and its temperature in place on cached tensors; returns the loss per step.
+
+    ``features`` [N, D] are centred, normalised image embeddings; ``caption_ids`` [N] index the
+    distinct captions whose token states are ``states`` [U, T, W] with masks [U, T].
+    """
+    with torch.inference_mode(False), torch.enable_grad():
+        device = model.device
+        features, caption_ids = features.clone().to(device), caption_ids.clone().to(device)
+        states, masks = states.clone().to(device), masks.clone().to(device)
+        generator = torch.Generator().manual_seed(settings.seed)
+        head = model.head.train()
+        optimizer = torch.optim.AdamW([
+            {"params": list(head.parameters()), "weight_decay": settings.weight_decay},
+            {"params": [model.logit_scale], "weight_decay": 0.0}], lr=settings.lr)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(settings.warmup, settings.steps))
+        losses, order, cursor = [], torch.randperm(len(features), generator=generator), 0
+        batch = min(settings.batch_size, len(features))
+        for step in range(settings.steps):
+            if cursor + batch > len(order):
+                order, cursor = torch.randperm(len(features), generator=generator), 0
+            index = order[cursor:cursor + batch].to(device)
+            cursor += batch
+            distinct, inverse = torch.unique(caption_ids[index], return_inverse=True)
+            length = int(masks[distinct].sum(1).max())
+            text = head(states[distinct, :length], masks[distinct, :length])
+            loss = contrastive_loss(features[index], text, inverse, model.logit_scale)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            with torch.no_grad():
+                model.logit_scale.clamp_(0.0, MAX_LOGIT_SCALE)
+            losses.append(loss.item())
+            if on_step is not None:
+                on_step(step + 1, settings.steps, losses[-1])
+        head.eval()
+    model._text_cache.clear()
+    return losses
+
+
+def _warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+    return factor
+
+
+def fit(model: LiTModel, raw_features: torch.Tensor, captions: list[str], settings: TuneSettings,
+        on_step: StepHook | None = None) -> list[float]:
+    """Tune ``model`` on pairs (raw tower features [N, D], captions); sets the image centre first."""
+    if len(captions) != raw_features.shape[0]:
+        raise ValueError(f"captions: expected one per image ({raw_features.shape[0]}), got {len(captions)}")
+    if len(captions) < 2:
+        raise ValueError(f"pairs: expected at least 2 image-caption pairs to contrast, got {len(captions)}")
+    if settings.center_images:
+        model.image_center.copy_(raw_features.mean(0).to(model.image_center))
+    distinct = list(dict.fromkeys(captions))
+    row = {caption: i for i, caption in enumerate(distinct)}
+    caption_ids = torch.tensor([row[c] for c in captions])
+    states, masks = caption_states(model, distinct)
+    features = model.adapt_image_features(raw_features.to(model.device)).cpu()
+    model.config["train"] = dict(asdict(settings), pairs=len(captions), distinct_captions=len(distinct))
+    return train_head(model, features, caption_ids, states, masks, settings, on_step)
+
+
+@torch.no_grad()
+def evaluate_pairs(model: LiTModel, raw_features: torch.Tensor, captions: list[str],
+                   candidates: list[str]) -> dict:
+    """Held-out metrics: zero-shot accuracy among ``candidates`` and recall@1 among the held-out captions."""
+    images = model.adapt_image_features(raw_features.to(model.device))
+    row = {caption: i for i, caption in enumerate(candidates)}
+    missing = [c for c in captions if c not in row]
+    if missing:
+        raise ValueError(f"candidates: every held-out caption must be a candidate, missing {missing[:3]}")
+    zero_shot = zero_shot_accuracy(images, torch.tensor([row[c] for c in captions]), model.encode_texts(candidates))
+    held = list(dict.fromkeys(captions))
+    held_row = {caption: i for i, caption in enumerate(held)}
+    recall = retrieval_recall_at_1(images, torch.tensor([held_row[c] for c in captions]), model.encode_texts(held))
+    return {"zero_shot_accuracy": zero_shot, "candidates": len(candidates), "held_out_pairs": len(captions),
+            "recall_at_1": recall}
