@@ -57,6 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
 _EXTENSIONS: list = []
 
 
+def _add_lit_tune(sub) -> None:
+    from ..lit.cli import add_parser  # imports nothing heavy; torch loads when the command runs
+
+    add_parser(sub)
+
+
+_EXTENSIONS.append(_add_lit_tune)
+
+
 def parse_overrides(items: list[str]) -> dict[str, str]:
     """``["6.text=a cat"]`` -> ``{"6.text": "a cat"}``."""
     result = {}
