@@ -1,18 +1,21 @@
 """Resizing [B,C,H,W] tensors on their own device, with PIL's filters (antialiased when shrinking).
 
 ``resize`` reproduces ``PIL.Image.resize`` for BILINEAR, BICUBIC and LANCZOS on float images:
-each axis is one matrix product with PIL's own coefficients (``Resample.c`` precompute_coeffs),
-so it runs on a GPU tensor with no host round trip.
+each axis is one sparse matrix product with PIL's own coefficients (``Resample.c``
+precompute_coeffs), so it runs on a GPU tensor with no host round trip.
 """
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
 
 PIL_FILTERS = ("bilinear", "bicubic", "lanczos")
 TORCH_MODES = ("nearest-exact", "bilinear", "area", "bicubic")
+
 
 
 def _triangle(x: torch.Tensor) -> torch.Tensor:
@@ -35,8 +38,8 @@ def _lanczos3(x: torch.Tensor) -> torch.Tensor:
 _KERNELS = {"bilinear": (_triangle, 1.0), "bicubic": (_bicubic, 2.0), "lanczos": (_lanczos3, 3.0)}
 
 
-def resample_matrix(size_in: int, size_out: int, method: str, device=None) -> torch.Tensor:
-    """Weights [size_out, size_in] (float64) of PIL's separable filter ``method`` along one axis."""
+def resample_taps(size_in: int, size_out: int, method: str, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """PIL's filter ``method`` along one axis as taps: (input index [out,K] long, weight [out,K] float64)."""
     kernel, base_support = _KERNELS[method]
     scale = size_in / size_out
     filterscale = max(scale, 1.0)
@@ -44,12 +47,43 @@ def resample_matrix(size_in: int, size_out: int, method: str, device=None) -> to
     centre = (torch.arange(size_out, dtype=torch.float64, device=device) + 0.5) * scale
     lo = torch.trunc(centre - support + 0.5).clamp(min=0)
     hi = torch.trunc(centre + support + 0.5).clamp(max=size_in)
-    x = torch.arange(size_in, dtype=torch.float64, device=device)
-    weights = kernel((x[None, :] - centre[:, None] + 0.5) / filterscale)
-    inside = (x[None, :] >= lo[:, None]) & (x[None, :] < hi[:, None])
-    weights = torch.where(inside, weights, torch.zeros_like(weights))
+    width = int(math.ceil(support)) * 2 + 1
+    x = lo[:, None] + torch.arange(width, dtype=torch.float64, device=device)[None, :]
+    weights = kernel((x - centre[:, None] + 0.5) / filterscale)
+    weights = torch.where(x < hi[:, None], weights, torch.zeros_like(weights))
     total = weights.sum(1, keepdim=True)
-    return weights / torch.where(total == 0, torch.ones_like(total), total)
+    weights = weights / torch.where(total == 0, torch.ones_like(total), total)
+    return x.clamp(max=size_in - 1).long(), weights
+
+
+def taps_to_sparse(index: torch.Tensor, weight: torch.Tensor, size_in: int) -> torch.Tensor:
+    """A CSR matrix [out, size_in] from taps (repeated indices are summed)."""
+    rows = torch.arange(index.shape[0], device=index.device)[:, None].expand_as(index)
+    coo = torch.sparse_coo_tensor(torch.stack([rows.reshape(-1), index.reshape(-1)]), weight.reshape(-1),
+                                  (index.shape[0], size_in), check_invariants=True)
+    with warnings.catch_warnings():
+        # CSR is marked beta; the sparse x dense product used here is stable on CPU and CUDA.
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+        return coo.coalesce().to_sparse_csr()
+
+
+def resample_matrix(size_in: int, size_out: int, method: str, device=None) -> torch.Tensor:
+    """Weights [size_out, size_in] (dense, float64) of PIL's separable filter ``method`` along one axis."""
+    return taps_to_sparse(*resample_taps(size_in, size_out, method, device), size_in).to_dense()
+
+
+@functools.lru_cache(maxsize=32)
+def _resample_operator(size_in: int, size_out: int, method: str, device: str, dtype: torch.dtype) -> torch.Tensor:
+    index, weight = resample_taps(size_in, size_out, method, device)
+    return taps_to_sparse(index, weight.to(dtype), size_in)
+
+
+def apply_along(operator: torch.Tensor, image: torch.Tensor, dim: int) -> torch.Tensor:
+    """Multiply ``image`` by the sparse matrix ``operator`` [out, in] along ``dim`` (one sparse product)."""
+    moved = image.movedim(dim, 0)
+    flat = moved.reshape(moved.shape[0], -1)
+    out = torch.sparse.mm(operator, flat)
+    return out.reshape(operator.shape[0], *moved.shape[1:]).movedim(0, dim)
 
 
 def resize(image: torch.Tensor, height: int, width: int, method: str = "lanczos") -> torch.Tensor:
@@ -57,7 +91,7 @@ def resize(image: torch.Tensor, height: int, width: int, method: str = "lanczos"
 
     ``method``: "bilinear", "bicubic" or "lanczos" (PIL's filters, antialiased when shrinking),
     or "nearest-exact" / "area" (torch's). Values may overshoot 0..1 with bicubic and lanczos,
-    as in PIL; callers clamp.
+    as in PIL; callers clamp. Each axis is one sparse matrix product (a few taps per pixel).
     """
     if height < 1 or width < 1:
         raise ValueError(f"resize: target size must be at least 1x1, got {width}x{height}")
@@ -68,16 +102,15 @@ def resize(image: torch.Tensor, height: int, width: int, method: str = "lanczos"
         return F.interpolate(image, size=(height, width), mode=method)
     if method not in _KERNELS:
         raise ValueError(f"resize: unknown method {method!r}; expected one of {PIL_FILTERS + ('nearest-exact', 'area')}")
-    compute = torch.float32 if image.dtype in (torch.float16, torch.bfloat16) else image.dtype
-    rows = resample_matrix(h, height, method, image.device).to(compute)
-    cols = resample_matrix(w, width, method, image.device).to(compute)
+    compute = torch.float64 if image.dtype == torch.float64 else torch.float32
+    device = str(image.device)
     out = image.to(compute)
-    # Shrink the larger reduction first to keep the intermediate small.
-    if height * w <= h * width:
-        out = (rows @ out) @ cols.T
-    else:
-        out = rows @ (out @ cols.T)
-    return out.to(image.dtype)
+    # Shrink first where possible, so the second product works on fewer pixels.
+    order = ((2, h, height), (3, w, width)) if height * w <= h * width else ((3, w, width), (2, h, height))
+    for dim, size_in, size_out in order:
+        if size_in != size_out:
+            out = apply_along(_resample_operator(size_in, size_out, method, device, compute), out, dim)
+    return out.contiguous().to(image.dtype)
 
 
 def comfy_scale(image: torch.Tensor, height: int, width: int, method: str, crop: str) -> torch.Tensor:

@@ -39,33 +39,36 @@ def reinhard_transfer(content: torch.Tensor, style: torch.Tensor, space: str = "
     return inverse((source - s_mean) * (t_std / s_std) + t_mean)
 
 
-def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
-    """numpy.interp for 1-D tensors (xp increasing)."""
-    index = torch.searchsorted(xp, x).clamp(1, xp.numel() - 1)
-    x0, x1, y0, y1 = xp[index - 1], xp[index], fp[index - 1], fp[index]
+def _quantiles(sorted_rows: torch.Tensor) -> torch.Tensor:
+    """For each sorted value, the fraction of its row that is <= it (ties share their group's end)."""
+    sorted_rows = sorted_rows.contiguous()
+    ends = torch.searchsorted(sorted_rows, sorted_rows, right=True)
+    return ends.to(sorted_rows.dtype) / sorted_rows.shape[1]
+
+
+def _interp_rows(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
+    """numpy.interp row by row for [R,N] queries on [R,M] increasing (non-strictly) points."""
+    xp, x = xp.contiguous(), x.contiguous()
+    index = torch.searchsorted(xp, x).clamp(1, xp.shape[1] - 1)
+    x0, x1 = xp.gather(1, index - 1), xp.gather(1, index)
+    y0, y1 = fp.gather(1, index - 1), fp.gather(1, index)
     t = ((x - x0) / (x1 - x0).clamp(min=1e-12)).clamp(0, 1)
-    return y0 + t * (y1 - y0)
-
-
-def match_channel(source: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
-    """Map the values of 1-D ``source`` so their empirical CDF is ``template``'s (skimage's algorithm)."""
-    values, inverse, counts = torch.unique(source, return_inverse=True, return_counts=True)
-    t_values, t_counts = torch.unique(template, return_counts=True)
-    s_quantiles = torch.cumsum(counts, 0).to(source.dtype) / source.numel()
-    t_quantiles = torch.cumsum(t_counts, 0).to(source.dtype) / template.numel()
-    if t_values.numel() == 1:
-        return t_values.expand_as(source).clone()
-    return _interp(s_quantiles, t_quantiles, t_values)[inverse]
+    return torch.where(x <= xp[:, :1], fp[:, :1], y0 + t * (y1 - y0))
 
 
 def histogram_match(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-    """Per-image, per-channel histogram matching of content [B,C,H,W] to style [1 or B,C,h,w]."""
+    """Per-image, per-channel histogram matching of content [B,C,H,W] to style [1 or B,C,h,w].
+
+    skimage's ``match_histograms``: each content value goes to the style value at the same
+    quantile (interpolated), ties sharing one quantile; all channels at once with batched sorts.
+    """
     style = per_image_style(style, content.shape[0])
-    out = torch.empty_like(content)
-    for b in range(content.shape[0]):
-        for c in range(content.shape[1]):
-            out[b, c] = match_channel(content[b, c].flatten(), style[b, c].flatten()).view_as(content[b, c])
-    return out
+    rows = content.shape[0] * content.shape[1]
+    source = content.reshape(rows, -1)
+    s_sorted, order = source.sort(dim=1)
+    t_sorted = style.reshape(rows, -1).to(content.dtype).sort(dim=1).values
+    mapped = _interp_rows(_quantiles(s_sorted), _quantiles(t_sorted), t_sorted)
+    return torch.empty_like(source).scatter_(1, order, mapped).view_as(content)
 
 
 def keep_from_content(stylized: torch.Tensor, content: torch.Tensor, keep: str) -> torch.Tensor:

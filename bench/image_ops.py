@@ -1,0 +1,135 @@
+"""Image op speed on CPU: each op on a 512x512 batch of 4 as a ratio to its PIL/numpy baseline, same run.
+
+Also Real-ESRGAN compact x4 and x4plus in seconds per input megapixel.
+Run: nice -n 10 .venv/bin/python bench/image_ops.py [--threads N]   (prints a Markdown table)
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_pack():
+    spec = importlib.util.spec_from_file_location("imagetune", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["imagetune"] = module
+    spec.loader.exec_module(module)
+
+
+def best_of(fn, repeats: int) -> float:
+    """Fastest of ``repeats`` timed calls (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def pictures(count=4, size=512):
+    """Deterministic photo-like 8-bit RGB pictures, as PIL images and as a [B,3,H,W] tensor."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    arrays = []
+    for i in range(count):
+        base = np.stack([np.sin(6 * xx + i) * 0.3 + 0.5, yy, ((xx * 9).astype(int) + (yy * 7).astype(int)) % 2 * 0.5 + 0.25], -1)
+        arrays.append((np.clip(base + rng.normal(0, 0.04, base.shape), 0, 1) * 255).astype(np.uint8))
+    tensor = torch.from_numpy(np.stack(arrays).astype(np.float32) / 255).permute(0, 3, 1, 2).contiguous()
+    return [Image.fromarray(a) for a in arrays], arrays, tensor
+
+
+def numpy_reinhard(content: np.ndarray, style: np.ndarray) -> np.ndarray:
+    """The lαβ colour transfer in numpy (float64), per image."""
+    m = np.array([[0.3811, 0.5783, 0.0402], [0.1967, 0.7244, 0.0782], [0.0241, 0.1288, 0.8444]])
+    rot = np.diag([3 ** -0.5, 6 ** -0.5, 2 ** -0.5]) @ np.array([[1, 1, 1], [1, 1, -2], [1, -1, 0]])
+    fwd = lambda x: rot @ np.log10(np.maximum(m @ x.reshape(-1, 3).T, 1e-3))  # noqa: E731
+    s, t = fwd(content / 255.0), fwd(style / 255.0)
+    out = (s - s.mean(1, keepdims=True)) * (t.std(1, keepdims=True) / s.std(1, keepdims=True)) + t.mean(1, keepdims=True)
+    return (np.linalg.inv(m) @ 10 ** (np.linalg.inv(rot) @ out)).T.reshape(content.shape)
+
+
+def numpy_histogram_match(content: np.ndarray, style: np.ndarray) -> np.ndarray:
+    out = np.empty(content.shape, np.float64)
+    for c in range(3):
+        src, tmpl = content[..., c].ravel(), style[..., c].ravel()
+        values, idx, counts = np.unique(src, return_inverse=True, return_counts=True)
+        t_values, t_counts = np.unique(tmpl, return_counts=True)
+        out[..., c] = np.interp(np.cumsum(counts) / src.size, np.cumsum(t_counts) / tmpl.size, t_values)[idx].reshape(content.shape[:2])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    load_pack()
+    from imagetune.ops import enhance, neural_style, resample, style
+    from imagetune.ops import upscale as U
+
+    pil, arrays, batch = pictures()
+    style_pil, style_arrays, style_batch = pictures(1)
+    style_arr = np.asarray(style_pil[0].rotate(90)).astype(np.float64)
+    r = args.repeats
+    rows = [
+        ("unsharp mask r2 150% t3", lambda: enhance.unsharp_mask(batch, 2.0, 1.5, 3),
+         lambda: [p.filter(ImageFilter.UnsharpMask(2, 150, 3)) for p in pil], "PIL UnsharpMask"),
+        ("brightness+contrast+saturation", lambda: enhance.adjust(batch, 1.1, 1.2, 0.9),
+         lambda: [ImageEnhance.Color(ImageEnhance.Contrast(ImageEnhance.Brightness(p).enhance(1.1)).enhance(1.2)).enhance(0.9) for p in pil],
+         "PIL ImageEnhance x3"),
+        ("gamma 2.2", lambda: enhance.adjust(batch, gamma=2.2),
+         lambda: [np.power(a / 255.0, 1 / 2.2) for a in arrays], "numpy power"),
+        ("auto-contrast cutoff 1%", lambda: enhance.auto_contrast(batch, 1.0),
+         lambda: [ImageOps.autocontrast(p, cutoff=1) for p in pil], "PIL autocontrast"),
+        ("CLAHE 8x8 on CIELAB L", lambda: enhance.clahe(batch, 2.0, 8),
+         lambda: [ImageOps.equalize(p) for p in pil], "PIL equalize (global; no CLAHE in PIL)"),
+        ("denoise median 5x5", lambda: enhance.denoise(batch, "median", radius=2),
+         lambda: [p.filter(ImageFilter.MedianFilter(5)) for p in pil], "PIL MedianFilter(5)"),
+        ("denoise gaussian 5x5", lambda: enhance.denoise(batch, "gaussian", radius=2),
+         lambda: [p.filter(ImageFilter.GaussianBlur(5 / 3)) for p in pil], "PIL GaussianBlur"),
+        ("denoise bilateral 5x5", lambda: enhance.denoise(batch, "bilateral", 0.1, 2),
+         lambda: [p.filter(ImageFilter.MedianFilter(5)) for p in pil], "PIL MedianFilter(5) (no bilateral in PIL)"),
+        ("resize x2 lanczos", lambda: resample.resize(batch, 1024, 1024, "lanczos"),
+         lambda: [p.resize((1024, 1024), Image.LANCZOS) for p in pil], "PIL resize LANCZOS"),
+        ("resize x2 bicubic", lambda: resample.resize(batch, 1024, 1024, "bicubic"),
+         lambda: [p.resize((1024, 1024), Image.BICUBIC) for p in pil], "PIL resize BICUBIC"),
+        ("resize /2 lanczos", lambda: resample.resize(batch, 256, 256, "lanczos"),
+         lambda: [p.resize((256, 256), Image.LANCZOS) for p in pil], "PIL resize LANCZOS"),
+        ("Reinhard lαβ transfer", lambda: style.reinhard_transfer(batch, style_batch),
+         lambda: [numpy_reinhard(a.astype(np.float64), style_arr) for a in arrays], "numpy lαβ"),
+        ("histogram matching", lambda: style.histogram_match(batch, style_batch),
+         lambda: [numpy_histogram_match(a, style_arr) for a in arrays], "numpy (skimage's algorithm)"),
+        ("fast neural style (ONNX)", lambda: neural_style.stylize_builtin(batch, neural_style.style_weights(3)),
+         lambda: [neural_style.session("multistyle26").run(None, {"image": batch[i:i + 1].numpy(), "style_weights": neural_style.style_weights(3)}) for i in range(4)],
+         "onnxruntime on numpy directly"),
+    ]
+    print(f"torch {torch.__version__}, {args.threads} threads, batch of 4 x 512x512 RGB, best of {r}\n")
+    print("| op | ImageTune (s) | baseline (s) | ratio (ours / baseline) | baseline |")
+    print("|---|---:|---:|---:|---|")
+    with torch.inference_mode():
+        for name, ours, base, label in rows:
+            t_ours, t_base = best_of(ours, r), best_of(base, r)
+            print(f"| {name} | {t_ours:.3f} | {t_base:.3f} | {t_ours / t_base:.2f} | {label} |", flush=True)
+        print("\n| Real-ESRGAN (spandrel, fp32) | input | seconds | s per input megapixel | s per output megapixel |")
+        print("|---|---|---:|---:|---:|")
+        for name, size in (("RealESRGAN_animevideov3_x4 (compact)", 256), ("RealESRGAN_x4plus", 64)):
+            model = U.load_builtin(name)
+            x = torch.rand(1, 3, size, size)
+            t = best_of(lambda: model(x), 1)
+            mp = size * size / 1e6
+            print(f"| {name} | {size}x{size} | {t:.2f} | {t / mp:.1f} | {t / (mp * 16):.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
