@@ -168,13 +168,20 @@ def ctx_for(tmp_path, models_root):
 
 @pytest.fixture(autouse=True)
 def _fresh_model_cache():
-    """Each test starts with an empty model cache and the hub offline."""
+    """Each test starts with an empty model cache, the hub offline and one torch thread.
+
+    The cache is emptied without a garbage collection (a full gc costs about a second here);
+    one thread keeps the tiny models fast on a machine shared with other jobs.
+    """
     from imagetune.ops.model_cache import MODELS
 
-    MODELS.clear()
+    MODELS.entries.clear()
+    MODELS.slots.clear()
     MODELS.stats.__init__()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     mp = pytest.MonkeyPatch()
     mp.setenv("HF_HUB_OFFLINE", "1")
     yield
     mp.undo()
-    MODELS.clear()
+    torch.set_num_threads(threads)
