@@ -107,6 +107,25 @@ def save_tiny_pipeline(folder: Path, with_text_encoder: bool = False) -> None:
         (folder / "model_index.json").write_text(json.dumps(index, indent=2))
 
 
+def save_tiny_sdxl(folder: Path) -> None:
+    """A StableDiffusionXLPipeline folder with no text encoders: pooled width 32, context width 32."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
+                                block_out_channels=(32, 32), norm_num_groups=8,
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=8,
+                                cross_attention_dim=WIDTH, use_linear_projection=True,
+                                addition_embed_type="text_time", addition_time_embed_dim=8,
+                                projection_class_embeddings_input_dim=WIDTH + 6 * 8)
+    pipe = StableDiffusionXLPipeline(vae=tiny_vae(), text_encoder=None, text_encoder_2=None, tokenizer=None,
+                                     tokenizer_2=None, unet=unet,
+                                     scheduler=EulerDiscreteScheduler(beta_schedule="scaled_linear",
+                                                                      steps_offset=1))
+    pipe.save_pretrained(folder, safe_serialization=True)
+
+
 def save_tiny_gan(folder: Path, name: str = "tiny", z_dim: int = 8, size: int = 16) -> Path:
     from safetensors.torch import save_file
 
@@ -133,6 +152,7 @@ def models_root(tmp_path_factory) -> Path:
         save_tokenizer(word_level_tokenizer(), root / "text_encoders" / f"tiny-{kind}")
     save_tiny_pipeline(root / "diffusers" / "tiny-sd")
     save_tiny_pipeline(root / "diffusers" / "tiny-sd-with-encoder", with_text_encoder=True)
+    save_tiny_sdxl(root / "diffusers" / "tiny-sdxl")
     save_tiny_gan(root / "gan")
     return root
 

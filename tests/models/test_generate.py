@@ -196,3 +196,35 @@ def test_gan_rejects_a_latent_of_the_wrong_length(ctx_for):
     gan = LoadGANNode().run(ctx, "tiny.safetensors", "auto")[0]
     with pytest.raises(NodeInputError, match=r"z: expected a latent of shape \[B, 8\], got \[2, 5\]"):
         GenerateWithGANNode().run(ctx, gan, torch.zeros(2, 5))
+
+
+def test_sdxl_pipeline_gets_the_pooled_output_too(runtime, ctx_for):
+    from diffusers import StableDiffusionXLPipeline
+
+    result = runtime.run(workflow(model="tiny-sdxl", seed=2), ctx=ctx_for())
+    handle = result.outputs["4"][0]
+    assert handle.takes_pooled and type(handle.pipe).__name__ == "StableDiffusionXLPipeline"
+    image = result.outputs["5"][0]
+    (pos, pos_extra), (neg, neg_extra) = result.outputs["2"][0][0], result.outputs["3"][0][0]
+    pipe = StableDiffusionXLPipeline.from_pretrained(ctx_for().models_dirs[0] / "diffusers/tiny-sdxl",
+                                                     text_encoder=None, text_encoder_2=None, tokenizer=None,
+                                                     tokenizer_2=None)
+    pipe.set_progress_bar_config(disable=True)
+    expected = pipe(prompt_embeds=pos, negative_prompt_embeds=neg, pooled_prompt_embeds=pos_extra["pooled_output"],
+                    negative_pooled_prompt_embeds=neg_extra["pooled_output"], width=16, height=16,
+                    num_inference_steps=STEPS, guidance_scale=4.0, output_type="pt",
+                    generator=torch.Generator().manual_seed(2)).images
+    torch.testing.assert_close(image, expected.permute(0, 2, 3, 1), atol=1e-5, rtol=0)
+
+
+def test_sdxl_without_a_pooled_output_names_the_input(ctx_for):
+    from imagetune.graph_runtime import NodeInputError
+    from imagetune.nodes.generate import GenerateImageNode
+    from imagetune.nodes.loaders import LoadPipelineNode
+
+    ctx = ctx_for().for_node("4")
+    handle = LoadPipelineNode().run(ctx, "tiny-sdxl", "default", "auto", "auto", False, False, "")[0]
+    no_pooled = [[torch.zeros(1, 77, 32), {"pooled_output": None}]]
+    with_pooled = [[torch.zeros(1, 77, 32), {"pooled_output": torch.zeros(1, 32)}]]
+    with pytest.raises(NodeInputError, match="positive: .*needs a pooled_output"):
+        GenerateImageNode().run(ctx, handle, no_pooled, with_pooled, 16, 16, 1, 1.0, 0, 1)
