@@ -387,3 +387,48 @@ def test_comfyuis_vae_decode_feeds_our_nodes(comfy):
         assert image.size == (192, 128)
         small = np.asarray(image.convert("RGB").resize((96, 64), Image.BICUBIC), dtype=np.float32)
     assert np.abs(small - np.asarray(make_input_image(), dtype=np.float32)).mean() < 12
+
+
+def _tiny_models(root: Path) -> None:
+    """The model tests' tiny CLIP text encoder and Stable Diffusion pipeline, saved under ``root``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("imagetune_tiny_models", ROOT / "tests" / "models" / "conftest.py")
+    helpers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helpers)
+    helpers.tiny_clip(False).save_pretrained(root / "text_encoders" / "tiny-clip")
+    helpers.save_tokenizer(helpers.word_level_tokenizer(), root / "text_encoders" / "tiny-clip")
+    helpers.save_tiny_pipeline(root / "diffusers" / "tiny-sd")
+
+
+def test_a_diffusers_pipeline_generates_inside_comfyui(comfy):
+    # the models go into ComfyUI's own models folder, which our loaders search first
+    _tiny_models(comfy.base / "models")
+    auto = {"dtype": "auto", "device": "auto"}
+    prompt = {
+        "1": {"class_type": "ImageTuneLoadTextEncoder", "inputs": {"text_encoder": "tiny-clip", **auto}},
+        "2": {"class_type": "ImageTuneEncodeText",
+              "inputs": {"text_encoder": ["1", 0], "text": "a red circle", "one_prompt_per_line": False}},
+        "3": {"class_type": "ImageTuneEncodeText",
+              "inputs": {"text_encoder": ["1", 0], "text": "", "one_prompt_per_line": False}},
+        "4": {"class_type": "ImageTuneLoadPipeline",
+              "inputs": {"model": "tiny-sd", "scheduler": "default", **auto, "cpu_offload": False,
+                         "attention_slicing": False}},
+        "5": {"class_type": "ImageTuneGenerate",
+              "inputs": {"pipeline": ["4", 0], "positive": ["2", 0], "negative": ["3", 0], "width": 32,
+                         "height": 24, "steps": 5, "guidance": 4.0, "seed": 3, "batch_size": 2}},
+        "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "generated"}},
+    }
+    messages = watch(comfy, prompt)
+    assert messages[-1][0] == "execution_success", messages
+    steps = [(m[2], m[3]) for m in messages if m[0] == "progress" and m[1] == "5"]
+    assert steps[-1] == (5, 5) and len(steps) >= 5, steps
+    history = comfy.get("/history")
+    entry = next(e for e in history.values() if "6" in e.get("outputs", {})
+                 and e["outputs"]["6"]["images"][0]["filename"].startswith("generated"))
+    files = comfy.image_files(entry)
+    assert len(files) == 2
+    for file in files:
+        with Image.open(file) as image:
+            assert image.size == (32, 24)
+    print(f"\ntiny diffusers pipeline in ComfyUI: progress {steps}, {len(files)} images")
