@@ -45,9 +45,12 @@ class AdjustColourNode(Node):
     node_id = "ImageTuneAdjustColour"
     category = "ImageTune/enhance"
     inputs = (Input("image", T.IMAGE),
-              Input("brightness", T.FLOAT, default=1.0, min=0.0, max=4.0, step=0.01),
-              Input("contrast", T.FLOAT, default=1.0, min=0.0, max=4.0, step=0.01),
-              Input("saturation", T.FLOAT, default=1.0, min=0.0, max=4.0, step=0.01),
+              Input("brightness", T.FLOAT, default=1.0, min=0.0, max=4.0, step=0.01,
+                    tooltip="Multiplies every value (PIL's ImageEnhance.Brightness); 1 = unchanged."),
+              Input("contrast", T.FLOAT, default=1.0, min=0.0, max=4.0, step=0.01,
+                    tooltip="Spreads values away from the mean grey (PIL's ImageEnhance.Contrast); 1 = unchanged."),
+              Input("saturation", T.FLOAT, default=1.0, min=0.0, max=4.0, step=0.01,
+                    tooltip="Moves colours away from their grey (PIL's ImageEnhance.Color); 0 = grey, 1 = unchanged."),
               Input("gamma", T.FLOAT, default=1.0, min=0.05, max=10.0, step=0.01, tooltip="Above 1 brightens mid-tones (out = in^(1/gamma))."))
     outputs = (Output(T.IMAGE, "image"),)
 
@@ -88,7 +91,8 @@ class DenoiseNode(Node):
     node_id = "ImageTuneDenoise"
     category = "ImageTune/enhance"
     inputs = (Input("image", T.IMAGE),
-              combo("method", ("bilateral", "median", "gaussian")),
+              combo("method", ("bilateral", "median", "gaussian"),
+                    tooltip="bilateral keeps edges, median removes speckles, gaussian smooths everything."),
               Input("strength", T.FLOAT, default=0.1, min=0.001, max=1.0, step=0.005, tooltip="Bilateral: how different colours may be and still be averaged."),
               Input("radius", T.INT, default=2, min=1, max=15, tooltip="Window radius in pixels."))
     outputs = (Output(T.IMAGE, "image"),)
@@ -103,8 +107,8 @@ class ResizeImageNode(Node):
     node_id = "ImageTuneResize"
     category = "ImageTune/enhance"
     inputs = (Input("image", T.IMAGE),
-              combo("method", RESIZE_METHODS),
-              Input("scale_by", T.FLOAT, default=2.0, min=0.01, max=16.0, step=0.01))
+              combo("method", RESIZE_METHODS, tooltip="lanczos is sharpest; bicubic/bilinear are PIL's filters; area averages when shrinking."),
+              Input("scale_by", T.FLOAT, default=2.0, min=0.01, max=16.0, step=0.01, tooltip="Size factor (0.5 halves, 2 doubles)."))
     outputs = (Output(T.IMAGE, "image"),)
 
     def run(self, ctx, image, method, scale_by):

@@ -41,9 +41,13 @@ def reinhard_transfer(content: torch.Tensor, style: torch.Tensor, space: str = "
 
 def _quantiles(sorted_rows: torch.Tensor) -> torch.Tensor:
     """For each sorted value, the fraction of its row that is <= it (ties share their group's end)."""
-    sorted_rows = sorted_rows.contiguous()
-    ends = torch.searchsorted(sorted_rows, sorted_rows, right=True)
-    return ends.to(sorted_rows.dtype) / sorted_rows.shape[1]
+    n = sorted_rows.shape[1]
+    position = torch.arange(1, n + 1, device=sorted_rows.device).expand_as(sorted_rows)
+    last_of_group = torch.ones_like(sorted_rows, dtype=torch.bool)
+    last_of_group[:, :-1] = sorted_rows[:, 1:] != sorted_rows[:, :-1]
+    # each value's group ends at the next group end to its right: a reversed running minimum
+    ends = torch.where(last_of_group, position, torch.full_like(position, n)).flip(1).cummin(1).values.flip(1)
+    return ends.to(sorted_rows.dtype) / n
 
 
 def _interp_rows(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
