@@ -100,9 +100,13 @@ def test_progress_reports_each_step_and_interrupt_stops_between_steps(runtime, c
 
 def test_long_prompts_and_prompt_batches_generate(runtime, ctx_for):
     long_prompt = " ".join(["a red circle on a blue background"] * 15)  # 105 tokens: 2 chunks
-    result = runtime.run(workflow(prompt=long_prompt), ctx=ctx_for())
-    assert result.outputs["2"][0][0][0].shape == (1, 154, 32)
-    assert result.outputs["5"][0].shape == (1, 16, 16, 3)
+    flow = workflow(prompt=f"a green square\n{long_prompt}", batch=2)
+    flow["2"]["inputs"]["one_prompt_per_line"] = True
+    result = runtime.run(flow, ctx=ctx_for())
+    assert result.outputs["2"][0][0][0].shape == (2, 154, 32)  # the negative stays [1, 77, 32]
+    images = result.outputs["5"][0]
+    assert images.shape == (4, 16, 16, 3)  # 2 prompts x batch_size 2
+    assert (images[0] - images[2]).abs().max() > 1e-4  # the two prompts differ
 
 
 def test_width_not_a_multiple_of_8_fails_validation(runtime, ctx_for):
