@@ -232,3 +232,21 @@ def test_sdxl_without_a_pooled_output_names_the_input(ctx_for):
     with_pooled = [[torch.zeros(1, 77, 32), {"pooled_output": torch.zeros(1, 32)}]]
     with pytest.raises(NodeInputError, match="positive: .*needs a pooled_output"):
         GenerateImageNode().run(ctx, handle, no_pooled, with_pooled, 16, 16, 1, 1.0, 0, 1)
+
+
+def test_half_precision_pipeline_runs_and_decodes_with_an_upcast_vae(ctx_for):
+    from imagetune.nodes.generate import GenerateImageNode
+    from imagetune.nodes.loaders import LoadPipelineNode
+
+    ctx = ctx_for().for_node("4")
+    half = LoadPipelineNode().run(ctx, "tiny-sd", "default", "fp16", "auto", False, False, "")[0]
+    full = LoadPipelineNode().run(ctx.for_node("5"), "tiny-sd", "default", "fp32", "auto", False, False, "")[0]
+    assert half.pipe.unet.dtype == torch.float16 and half.pipe.vae.config.force_upcast
+    gen = torch.Generator().manual_seed(0)
+    positive = [[torch.randn(1, 77, 32, generator=gen), {"pooled_output": None}]]
+    negative = [[torch.zeros(1, 77, 32), {"pooled_output": None}]]
+    image, latent = GenerateImageNode().run(ctx, half, positive, negative, 16, 16, 2, 3.0, 0, 1)
+    reference, _ = GenerateImageNode().run(ctx, full, positive, negative, 16, 16, 2, 3.0, 0, 1)
+    assert image.dtype == latent["samples"].dtype == torch.float32
+    assert half.pipe.vae.dtype == torch.float16  # upcast only while decoding
+    torch.testing.assert_close(image, reference, atol=0.02, rtol=0)

@@ -186,9 +186,9 @@ def test_a_plain_weights_ckpt_passes_the_pickle_check_and_fails_only_on_its_cont
     root = tmp_path / "root"
     (root / "checkpoints").mkdir(parents=True)
     torch.save({"state_dict": {"w": torch.ones(2)}}, root / "checkpoints/plain.ckpt")
-    with pytest.raises(Exception) as err:
+    with pytest.raises(NodeInputError, match="could not load plain.ckpt as a StableDiffusionPipeline") as err:
         load_pipeline(ctx_for(root), "plain.ckpt")
-    assert "refused" not in str(err.value)
+    assert "refused" not in str(err.value) and err.value.field == "model"
 
 
 def test_cpu_offload_needs_cuda(ctx_for):
