@@ -36,7 +36,7 @@ def tune_lit(data: TuneData, image_spec: dict, text_spec: dict, settings: TuneSe
                                lambda d, t: report("held-out features", d, t, {}))
         featured = time.perf_counter()
         losses = fit(model, train, data.train_captions, settings,
-                     lambda d, t, loss: report("training", d, t, {"loss": loss}))
+                     lambda d, t, loss: report("training", d, t, {"loss": loss}), data.train_groups)
         trained = time.perf_counter()
         metrics = {"first_loss": round(losses[0], 4), "final_loss": round(sum(losses[-20:]) / len(losses[-20:]), 4),
                    "temperature": round(1.0 / model.logit_scale.exp().item(), 4)}

@@ -28,6 +28,7 @@ class TuneData:
     held_captions: list[str]
     candidates: list[str]
     held_specs: list = field(default_factory=list)  # shapes only: the ShapeSpec of each held-out image
+    train_groups: list | None = None  # what each training pair shows, when known (shapes: its ShapeSpec)
 
 
 def folder_data(folder: Path | str, held_out_fraction: float = 0.1, seed: int = 0) -> TuneData:
@@ -53,11 +54,11 @@ def shapes_data(pairs: int = 4000, seed: int = 0, size: int = 64, held_per_combi
     all 168 combinations."""
     from ..shapes import dataset as shapes
 
-    images, captions, _ = shapes.make_dataset(pairs, seed, size)
+    images, captions, specs = shapes.make_dataset(pairs, seed, size)
     held_images, held_captions, held_specs = shapes.make_dataset(
         held_per_combination * len(shapes.HELD_OUT), seed + 1, size, held_out=True)
     return TuneData("shapes", _as_image(images), captions, _as_image(held_images), held_captions,
-                    shapes.all_captions(shapes.all_specs()), held_specs)
+                    shapes.all_captions(shapes.all_specs()), held_specs, train_groups=specs)
 
 
 def _as_image(array) -> torch.Tensor:

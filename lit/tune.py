@@ -71,33 +71,43 @@ def caption_states(model: LiTModel, captions: list[str], batch_size: int = 256) 
     return states, masks
 
 
-def contrastive_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor, caption_of_image: torch.Tensor,
+def contrastive_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor, positives: torch.Tensor,
                      logit_scale: torch.Tensor) -> torch.Tensor:
     """Symmetric InfoNCE between images [B, D] and distinct captions [U, D].
 
-    ``caption_of_image`` [B] gives each image's caption row; a caption shared by several images
-    has all of them as positives, so duplicates in a batch are never pushed apart.
+    ``positives`` [B, U] marks which captions describe which image; every row and column has at
+    least one. With several positives the loss averages their log-probabilities, so an image is
+    never pushed away from a caption that also describes it (a repeated caption, or another
+    phrasing of the same content).
     """
     logits = logit_scale.exp() * image_embeds @ text_embeds.T  # [B, U]
-    image_to_text = F.cross_entropy(logits, caption_of_image)
-    rows = torch.arange(text_embeds.shape[0], device=caption_of_image.device)
-    positives = (caption_of_image[None, :] == rows[:, None]).float()
-    log_probs = logits.T.log_softmax(dim=1)  # [U, B]
-    text_to_image = -((positives * log_probs).sum(1) / positives.sum(1)).mean()
+    weights = positives.to(logits.dtype)
+    image_to_text = -((weights * logits.log_softmax(dim=1)).sum(1) / weights.sum(1)).mean()
+    text_to_image = -((weights.T * logits.T.log_softmax(dim=1)).sum(1) / weights.T.sum(1)).mean()
     return (image_to_text + text_to_image) / 2
 
 
+def own_caption_positives(caption_of_image: torch.Tensor, captions: int) -> torch.Tensor:
+    """Positives [B, U] when each image has exactly its own caption row ``caption_of_image`` [B]."""
+    rows = torch.arange(captions, device=caption_of_image.device)
+    return caption_of_image[:, None] == rows[None, :]
+
+
 def train_head(model: LiTModel, features: torch.Tensor, caption_ids: torch.Tensor, states: torch.Tensor,
-               masks: torch.Tensor, settings: TuneSettings, on_step: StepHook | None = None) -> list[float]:
+               masks: torch.Tensor, settings: TuneSettings, on_step: StepHook | None = None,
+               caption_groups: torch.Tensor | None = None) -> list[float]:
     """Train ``model.head`` and its temperature in place on cached tensors; returns the loss per step.
 
     ``features`` [N, D] are centred, normalised image embeddings; ``caption_ids`` [N] index the
     distinct captions whose token states are ``states`` [U, T, W] with masks [U, T].
+    ``caption_groups`` [U] (optional) gives captions that describe the same content one id: an
+    image is then a positive for every caption of its own caption's group.
     """
     with torch.inference_mode(False), torch.enable_grad():
         device = model.device
         features, caption_ids = features.clone().to(device), caption_ids.clone().to(device)
         states, masks = states.clone().to(device), masks.clone().to(device)
+        groups = (torch.arange(len(states)) if caption_groups is None else caption_groups.clone()).to(device)
         generator = torch.Generator().manual_seed(settings.seed)
         head = model.head.train()
         optimizer = torch.optim.AdamW([
@@ -114,7 +124,8 @@ def train_head(model: LiTModel, features: torch.Tensor, caption_ids: torch.Tenso
             distinct, inverse = torch.unique(caption_ids[index], return_inverse=True)
             length = int(masks[distinct].sum(1).max())
             text = head(states[distinct, :length], masks[distinct, :length])
-            loss = contrastive_loss(features[index], text, inverse, model.logit_scale)
+            positives = groups[caption_ids[index]][:, None] == groups[distinct][None, :]
+            loss = contrastive_loss(features[index], text, positives, model.logit_scale)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -138,8 +149,12 @@ def _warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
 
 
 def fit(model: LiTModel, raw_features: torch.Tensor, captions: list[str], settings: TuneSettings,
-        on_step: StepHook | None = None) -> list[float]:
-    """Tune ``model`` on pairs (raw tower features [N, D], captions); sets the image centre first."""
+        on_step: StepHook | None = None, groups: list | None = None) -> list[float]:
+    """Tune ``model`` on pairs (raw tower features [N, D], captions); sets the image centre first.
+
+    ``groups`` (optional, one hashable per pair) names what each pair shows; captions of pairs in
+    one group count as positives for each other's images. By default a caption is its own group.
+    """
     if len(captions) != raw_features.shape[0]:
         raise ValueError(f"captions: expected one per image ({raw_features.shape[0]}), got {len(captions)}")
     if len(captions) < 2:
@@ -149,10 +164,20 @@ def fit(model: LiTModel, raw_features: torch.Tensor, captions: list[str], settin
     distinct = list(dict.fromkeys(captions))
     row = {caption: i for i, caption in enumerate(distinct)}
     caption_ids = torch.tensor([row[c] for c in captions])
+    caption_groups = None
+    if groups is not None:
+        if len(groups) != len(captions):
+            raise ValueError(f"groups: expected one per pair ({len(captions)}), got {len(groups)}")
+        group_of = {}
+        for caption, group in zip(captions, groups):
+            if group_of.setdefault(caption, group) != group:
+                raise ValueError(f"groups: caption {caption!r} belongs to two groups, {group_of[caption]!r} and {group!r}")
+        ids = {g: i for i, g in enumerate(dict.fromkeys(group_of.values()))}
+        caption_groups = torch.tensor([ids[group_of[c]] for c in distinct])
     states, masks = caption_states(model, distinct)
     features = model.adapt_image_features(raw_features.to(model.device)).cpu()
     model.config["train"] = dict(asdict(settings), pairs=len(captions), distinct_captions=len(distinct))
-    return train_head(model, features, caption_ids, states, masks, settings, on_step)
+    return train_head(model, features, caption_ids, states, masks, settings, on_step, caption_groups)
 
 
 @torch.no_grad()

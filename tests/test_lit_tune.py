@@ -9,7 +9,7 @@ from imagetune.lit.evaluate import retrieval_recall_at_1, zero_shot_accuracy
 from imagetune.lit.model import LiTModel, TextHead, build_config, load_lit_model
 from imagetune.lit.sources import shapes_data, shapes_metrics
 from imagetune.lit.towers import EfficientNetTower, TextEncoder, image_tower_spec, resolve_source, text_tower_spec
-from imagetune.lit.tune import TuneSettings, contrastive_loss, fit, tower_features
+from imagetune.lit.tune import TuneSettings, contrastive_loss, fit, own_caption_positives, tower_features
 from imagetune.shapes import dataset as shapes
 
 IMAGE_SIZE = 64  # small inputs keep the locked tower cheap; the features still separate colour and shape
@@ -54,7 +54,7 @@ def test_loss_matches_a_plain_clip_loss_when_captions_are_distinct():
     scale = torch.tensor(2.0)
     logits = scale.exp() * images @ texts.T
     reference = (F.cross_entropy(logits, torch.arange(6)) + F.cross_entropy(logits.T, torch.arange(6))) / 2
-    assert contrastive_loss(images, texts, torch.arange(6), scale).item() == pytest.approx(reference.item(), rel=1e-6)
+    assert contrastive_loss(images, texts, own_caption_positives(torch.arange(6), 6), scale).item() == pytest.approx(reference.item(), rel=1e-6)
 
 
 def test_loss_treats_images_sharing_a_caption_as_positives():
@@ -69,7 +69,7 @@ def test_loss_treats_images_sharing_a_caption_as_positives():
         mine = [i for i in range(4) if owner[i] == caption]
         t2i_rows.append(-sum(log_probs[i] for i in mine) / len(mine))
     reference = (i2t + sum(t2i_rows) / 3) / 2
-    assert contrastive_loss(images, texts, owner, torch.tensor(0.0)).item() == pytest.approx(reference.item(), rel=1e-5)
+    assert contrastive_loss(images, texts, own_caption_positives(owner, 3), torch.tensor(0.0)).item() == pytest.approx(reference.item(), rel=1e-5)
 
 
 def test_metrics_on_embeddings_with_known_answers():
@@ -121,3 +121,9 @@ def test_tuning_is_seeded(towers):
         model = fresh_model(towers)
         runs.append(fit(model, features, data.train_captions, TuneSettings(steps=4, batch_size=16, seed=5)))
     assert runs[0] == runs[1]
+
+
+def test_a_caption_in_two_groups_is_an_error(towers):
+    model = fresh_model(towers)
+    with pytest.raises(ValueError, match="belongs to two groups"):
+        fit(model, torch.randn(3, model.image_tower.dim), ["a", "a", "b"], TuneSettings(steps=1), groups=[1, 2, 2])
