@@ -12,10 +12,11 @@ from ..ops.diffusion import Sampling
 
 def _sampling_inputs(steps: int = 20, guidance: float = 5.0) -> tuple[Input, ...]:
     return (
-        Input("steps", T.INT, default=steps, min=1, max=1000),
+        Input("steps", T.INT, default=steps, min=1, max=1000, tooltip="denoising steps of the sampler"),
         Input("guidance", T.FLOAT, default=guidance, min=0.0, max=100.0, step=0.1,
               tooltip="classifier-free guidance scale (1 or less: no guidance)"),
-        Input("seed", T.INT, default=0, min=0, max=T.MAX_SEED),
+        Input("seed", T.INT, default=0, min=0, max=T.MAX_SEED,
+              tooltip="noise seed: the same seed on the same device gives the same image"),
         Input("guidance_rescale", T.FLOAT, default=0.0, min=0.0, max=1.0, step=0.05, optional=True,
               tooltip="rescale guided noise towards the conditional one (helps zero-terminal-SNR models)"),
     )
@@ -33,8 +34,10 @@ class GenerateImageNode(Node):
         Input("pipeline", T.PIPELINE),
         Input("positive", T.CONDITIONING),
         Input("negative", T.CONDITIONING, tooltip="usually the encoded empty prompt"),
-        Input("width", T.INT, default=512, min=8, max=T.MAX_RESOLUTION, step=8),
-        Input("height", T.INT, default=512, min=8, max=T.MAX_RESOLUTION, step=8),
+        Input("width", T.INT, default=512, min=8, max=T.MAX_RESOLUTION, step=8,
+              tooltip="image width in pixels (a multiple of 8)"),
+        Input("height", T.INT, default=512, min=8, max=T.MAX_RESOLUTION, step=8,
+              tooltip="image height in pixels (a multiple of 8)"),
         *_sampling_inputs(),
         Input("batch_size", T.INT, default=1, min=1, max=64, tooltip="images per prompt"),
     )
@@ -87,8 +90,10 @@ class RestyleWithDiffusionNode(Node):
         Input("pipeline", T.PIPELINE),
         Input("text_encoder", T.TEXT_ENCODER),
         Input("image", T.IMAGE),
-        Input("style_prompt", T.STRING, default="", multiline=True),
-        Input("negative_prompt", T.STRING, default="", multiline=True, optional=True),
+        Input("style_prompt", T.STRING, default="", multiline=True,
+              tooltip="the style to move towards, e.g. 'an oil painting, thick brush strokes'"),
+        Input("negative_prompt", T.STRING, default="", multiline=True, optional=True,
+              tooltip="what to steer away from (empty: the unconditional prompt)"),
         Input("strength", T.FLOAT, default=0.5, min=0.01, max=1.0, step=0.01,
               tooltip="denoise strength: how far the image may move towards the style"),
         *_sampling_inputs(),
@@ -97,20 +102,10 @@ class RestyleWithDiffusionNode(Node):
 
     def run(self, ctx, pipeline, text_encoder, image, style_prompt, strength, steps, guidance, seed,
             negative_prompt="", guidance_rescale=0.0):
+        from ..ops.diffusion import restyle
+
         return (restyle(ctx, pipeline, text_encoder, image, style_prompt, strength,
                         Sampling(steps, guidance, seed, guidance_rescale or 0.0), negative_prompt or ""),)
-
-
-def restyle(ctx, pipeline, text_encoder, image, style_prompt: str, strength: float,
-            sampling: Sampling, negative_prompt: str = ""):
-    """IMAGE restyled by img2img with ``style_prompt`` (usable by other style nodes)."""
-    from ..ops import conditioning as C
-    from ..ops.diffusion import image_to_image
-    from ..ops.text_encoders import encode
-
-    positive = C.make(*encode(text_encoder, [style_prompt], ctx))
-    negative = C.make(*encode(text_encoder, [negative_prompt], ctx))
-    return image_to_image(pipeline, positive, negative, image, strength, sampling, ctx)[0]
 
 
 class GenerateWithGANNode(Node):
@@ -136,8 +131,8 @@ class SampleGANLatentNode(Node):
     category = "ImageTune/generate"
     inputs = (
         Input("gan", T.GAN),
-        Input("seed", T.INT, default=0, min=0, max=T.MAX_SEED),
-        Input("batch_size", T.INT, default=1, min=1, max=4096),
+        Input("seed", T.INT, default=0, min=0, max=T.MAX_SEED, tooltip="seed of the random latents"),
+        Input("batch_size", T.INT, default=1, min=1, max=4096, tooltip="how many latents (images)"),
     )
     outputs = (Output(T.GAN_LATENT, "z"),)
 

@@ -49,10 +49,12 @@ class ScaleConditioningNode(Node):
     category = "ImageTune/conditioning"
     inputs = (
         Input("conditioning", T.CONDITIONING),
-        Input("scale", T.FLOAT, default=1.0, min=-10.0, max=10.0, step=0.01),
+        Input("scale", T.FLOAT, default=1.0, min=-10.0, max=10.0, step=0.01,
+              tooltip="factor applied to the vectors (after normalising, if asked)"),
         Input("normalize", T.BOOLEAN, default=False,
               tooltip="first give every vector the mean length of its tensor"),
-        combo("target", ("tokens", "pooled", "both"), default="both"),
+        combo("target", ("tokens", "pooled", "both"), default="both",
+              tooltip="which part to change: the token states, the pooled vector, or both"),
     )
     outputs = (_COND,)
 
@@ -67,8 +69,9 @@ class AddConditioningNoiseNode(Node):
     category = "ImageTune/conditioning"
     inputs = (
         Input("conditioning", T.CONDITIONING),
-        Input("strength", T.FLOAT, default=0.1, min=0.0, max=10.0, step=0.01),
-        Input("seed", T.INT, default=0, min=0, max=T.MAX_SEED),
+        Input("strength", T.FLOAT, default=0.1, min=0.0, max=10.0, step=0.01,
+              tooltip="noise standard deviation, as a share of each tensor's own"),
+        Input("seed", T.INT, default=0, min=0, max=T.MAX_SEED, tooltip="seed of the noise"),
     )
     outputs = (_COND,)
 

@@ -101,6 +101,16 @@ def image_to_image(handle: Pipeline, positive, negative, image: torch.Tensor, de
         after_use(handle, ctx)
 
 
+def restyle(ctx, pipeline: Pipeline, text_encoder, image: torch.Tensor, style_prompt: str, strength: float,
+            sampling: Sampling, negative_prompt: str = "") -> torch.Tensor:
+    """IMAGE [B, H, W, 3] restyled by img2img towards ``style_prompt`` (for any style node to call)."""
+    from .text_encoders import encode
+
+    positive = C.make(*encode(text_encoder, [style_prompt], ctx))
+    negative = C.make(*encode(text_encoder, [negative_prompt], ctx))
+    return image_to_image(pipeline, positive, negative, image, strength, sampling, ctx)[0]
+
+
 def _rgb(image: torch.Tensor) -> torch.Tensor:
     """IMAGE with 3 channels (grey repeated, alpha dropped)."""
     if image.shape[-1] == 1:
