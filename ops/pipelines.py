@@ -1,14 +1,14 @@
 """Loading diffusers pipelines: a local folder, a single checkpoint file, or a hub id.
 
-Pipelines load without their safety checker, and without a text encoder or tokenizer when the
-folder has none (conditioning then comes from the text-encode node as ``prompt_embeds``).
+Pipelines load without their safety checker, text encoders and tokenizers: conditioning always
+comes from the text-encode node as ``prompt_embeds`` (whose loader can read a pipeline folder's
+``text_encoder/``), so those weights are never held twice.
 A ``.ckpt`` is read only with ``torch.load(weights_only=True)``: one that carries pickled code
 is refused before anything else reads it.
 """
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -20,8 +20,8 @@ from .placement import dtype_keyword, module_bytes, resolve_dtype, same_device
 from .schedulers import make_scheduler
 
 SUBFOLDERS = ("diffusers", "checkpoints", "unet", "diffusion_models")
-_OPTIONAL_PARTS = ("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "safety_checker",
-                   "feature_extractor", "image_encoder")
+_SKIPPED_PARTS = ("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "text_encoder_3", "tokenizer_3",
+                  "safety_checker", "feature_extractor", "image_encoder")
 
 
 @dataclass(eq=False)
@@ -118,22 +118,21 @@ def _load_folder(where, dtype):
 
     if isinstance(where, Path) and not (where / "model_index.json").is_file():
         raise NodeInputError("model", f"{where} is not a diffusers pipeline folder (no model_index.json)")
-    absent = _absent_parts(where) if isinstance(where, Path) else {"safety_checker": None}
-    return DiffusionPipeline.from_pretrained(str(where), **{dtype_keyword("diffusers"): dtype}, **absent)
+    index = DiffusionPipeline.load_config(str(where))
+    return DiffusionPipeline.from_pretrained(str(where), **{dtype_keyword("diffusers"): dtype},
+                                             **skipped_parts(index))
 
 
-def _absent_parts(folder: Path) -> dict:
-    """None for each optional component the folder does not carry, so nothing is fetched for it."""
-    index = json.loads((folder / "model_index.json").read_text())
-    absent = {}
-    for part in _OPTIONAL_PARTS:
-        entry = index.get(part)
-        if part in index and (entry is None or entry == [None, None] or not (folder / part).exists()):
-            absent[part] = None
-    if "safety_checker" in index:
-        absent["safety_checker"] = None
-        absent["requires_safety_checker"] = False
-    return absent
+def skipped_parts(index: dict) -> dict:
+    """None for every text encoder, tokenizer and safety part the pipeline lists, so none loads.
+
+    Conditioning always comes from the text-encode node as ``prompt_embeds``; a pipeline's own
+    encoder is used by pointing the text-encoder loader at the same folder (loaded once, there).
+    """
+    skipped = {part: None for part in _SKIPPED_PARTS if part in index}
+    if "requires_safety_checker" in index or "safety_checker" in index:
+        skipped["requires_safety_checker"] = False
+    return skipped
 
 
 def refuse_pickled_code(path: Path, field: str = "model") -> None:

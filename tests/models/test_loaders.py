@@ -61,6 +61,13 @@ def test_pipeline_without_text_encoder_loads_by_name_from_any_root(ctx_for, mode
     assert handle.context_width == 32 and handle.dtype == torch.float32 and not handle.takes_pooled
 
 
+def test_a_pipelines_own_text_encoder_is_not_loaded_twice(ctx_for):
+    handle = load_pipeline(ctx_for(), "tiny-sd-with-encoder")
+    assert handle.pipe.text_encoder is None and handle.pipe.tokenizer is None
+    encoder = load_encoder(ctx_for(), "diffusers/tiny-sd-with-encoder")
+    assert type(encoder.model).__name__ == "CLIPTextModel"  # the text-encode node's copy
+
+
 @pytest.mark.parametrize("scheduler, cls", [
     ("DDIM", "DDIMScheduler"), ("Euler ancestral", "EulerAncestralDiscreteScheduler"),
     ("DPM++ 2M Karras", "DPMSolverMultistepScheduler"), ("UniPC", "UniPCMultistepScheduler"),
