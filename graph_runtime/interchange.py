@@ -23,6 +23,9 @@ MODE_BYPASS = 4
 SUBGRAPH_INPUT_ID = "-10"
 SUBGRAPH_OUTPUT_ID = "-20"
 IGNORED_TYPES = frozenset({"Note", "MarkdownNote"})
+#: workflows are untrusted: subgraphs instancing each other could otherwise flatten exponentially
+MAX_FLAT_NODES = 100_000
+MAX_SUBGRAPH_DEPTH = 32
 #: the front end's fallback widget values when a declaration has no default
 _TYPE_DEFAULTS = {T.INT: 0, T.FLOAT: 0.0, T.STRING: "", T.BOOLEAN: False}
 
@@ -114,29 +117,75 @@ def map_widget_values(cls, values: Any) -> dict[str, Any]:
 # parsing
 
 
+def _int(value: Any, where: str) -> int:
+    """An integer, also from a numeric string as the front end's schema allows for slots."""
+    if not isinstance(value, bool) and isinstance(value, (int, str)):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    raise WorkflowFormatError(f"{where}: expected an integer, got {str(value)[:40]!r}")
+
+
+def _node_id(value: Any, where: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise WorkflowFormatError(f"{where}: a node id is a number or text, got {str(value)[:40]!r}")
+    return str(value)
+
+
+def _list_of_dicts(value: Any, where: str) -> list[dict]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise WorkflowFormatError(f"{where}: expected a list of objects")
+    return value
+
+
 def parse_links(raw_links: Any) -> dict[int, Link]:
     """Links by id from either layout: ``[id, origin, slot, target, slot, type]`` or objects."""
+    if raw_links is not None and not isinstance(raw_links, list):
+        raise WorkflowFormatError("links: expected a list")
     links = {}
     for raw in raw_links or []:
         if isinstance(raw, list) and len(raw) >= 5:
-            link_id, origin, oslot, target, tslot = raw[:5]
-            kind = raw[5] if len(raw) > 5 else "*"
+            fields = raw[:5] + [raw[5] if len(raw) > 5 else "*"]
         elif isinstance(raw, dict) and "id" in raw:
-            link_id, origin, oslot = raw["id"], raw.get("origin_id"), raw.get("origin_slot")
-            target, tslot, kind = raw.get("target_id"), raw.get("target_slot"), raw.get("type", "*")
+            fields = [raw.get(k) for k in ("id", "origin_id", "origin_slot", "target_id", "target_slot")]
+            fields.append(raw.get("type", "*"))
         else:
             raise WorkflowFormatError(f"links: expected [id, origin, slot, target, slot, type] or a "
                                       f"link object, got {str(raw)[:80]}")
-        links[int(link_id)] = Link(str(origin), int(oslot), str(target), int(tslot), kind)
+        where = f"link {str(fields[0])[:20]}"
+        links[_int(fields[0], where)] = Link(_node_id(fields[1], where), _int(fields[2], where),
+                                             _node_id(fields[3], where), _int(fields[4], where), fields[5])
     return links
 
 
+def _check_node(node: Any) -> dict:
+    """A node object with the fields the conversion reads, each of the right kind."""
+    if not isinstance(node, dict) or "id" not in node or not isinstance(node.get("type"), str):
+        raise WorkflowFormatError(f"nodes: every node needs an id and a type, got {str(node)[:80]}")
+    where = f"node {_node_id(node['id'], 'nodes')}"
+    for entry in _list_of_dicts(node.get("inputs"), f"{where} inputs"):
+        if not isinstance(entry.get("name", ""), str) or isinstance(entry.get("link"), bool) or \
+                entry.get("link") is not None and not isinstance(entry["link"], int):
+            raise WorkflowFormatError(f"{where}: input {str(entry)[:60]} needs a name and an integer link or null")
+    for entry in _list_of_dicts(node.get("outputs"), f"{where} outputs"):
+        if not isinstance(entry.get("type", "*"), (str, list, int)):
+            raise WorkflowFormatError(f"{where}: output {str(entry)[:60]} has no valid type")
+    if not isinstance(node.get("widgets_values"), (list, dict, type(None))):
+        raise WorkflowFormatError(f"{where}: widgets_values must be a list or an object")
+    if isinstance(node.get("mode", 0), bool) or not isinstance(node.get("mode", 0), int):
+        raise WorkflowFormatError(f"{where}: mode must be an integer")
+    return node
+
+
 def _graph(data: dict) -> Graph:
+    if not isinstance(data.get("nodes"), list):
+        raise WorkflowFormatError("a UI-format workflow (or subgraph) needs a 'nodes' list")
     nodes = {}
-    for node in data.get("nodes") or []:
-        if not isinstance(node, dict) or "id" not in node or "type" not in node:
-            raise WorkflowFormatError(f"nodes: every node needs an id and a type, got {str(node)[:80]}")
-        nodes[str(node["id"])] = node
+    for node in data["nodes"]:
+        nodes[_node_id(_check_node(node)["id"], "nodes")] = node
     return Graph(nodes, parse_links(data.get("links")), data)
 
 
@@ -145,8 +194,18 @@ def _subgraph_definitions(data: dict) -> dict[str, Graph]:
     found: dict[str, Graph] = {}
     stack = [data]
     while stack:
-        for sub in ((stack.pop().get("definitions") or {}).get("subgraphs") or []):
-            if isinstance(sub, dict) and sub.get("id") not in found:
+        definitions = stack.pop().get("definitions") or {}
+        subgraphs = definitions.get("subgraphs") if isinstance(definitions, dict) else None
+        for sub in _list_of_dicts(subgraphs, "definitions.subgraphs"):
+            if not isinstance(sub.get("id"), str):
+                raise WorkflowFormatError("definitions.subgraphs: every subgraph needs a text id")
+            for side in ("inputs", "outputs"):
+                for slot in _list_of_dicts(sub.get(side), f"subgraph {sub['id']} {side}"):
+                    ids = slot.get("linkIds") or []
+                    if not isinstance(slot.get("name"), str) or not isinstance(ids, list) or \
+                            not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+                        raise WorkflowFormatError(f"subgraph {sub['id']}: {side} need a name and integer linkIds")
+            if sub["id"] not in found:
                 found[sub["id"]] = _graph(sub)
                 stack.append(sub)
     return found
@@ -181,11 +240,14 @@ class _Converter:
         self._flatten(_graph(data), (), None, depth=0)
 
     def _flatten(self, graph: Graph, path: tuple[str, ...], instance: _Dto | None, depth: int) -> None:
-        if depth > 32:
-            raise WorkflowFormatError("subgraphs are nested more than 32 deep (a subgraph contains itself?)")
+        if depth > MAX_SUBGRAPH_DEPTH:
+            raise WorkflowFormatError(f"subgraphs are nested more than {MAX_SUBGRAPH_DEPTH} deep "
+                                      "(does a subgraph contain itself?)")
         for node_id, node in graph.nodes.items():
             dto = _Dto(":".join(path + (node_id,)), node, graph, path, instance)
             self.dtos[dto.exec_id] = dto
+            if len(self.dtos) > MAX_FLAT_NODES:
+                raise WorkflowFormatError(f"the workflow flattens to more than {MAX_FLAT_NODES} nodes")
             sub = self.subgraphs.get(node.get("type"))
             if sub is not None:
                 self._flatten(sub, path + (node_id,), dto, depth + 1)
@@ -270,8 +332,8 @@ class _Converter:
         if kind in self.subgraphs:
             return self._resolve_subgraph_output(dto, slot, want, seen)
         if kind == "PrimitiveNode":
-            values = node.get("widgets_values") or []
-            return ("value", values[0]) if values else None
+            values = node.get("widgets_values")
+            return ("value", values[0]) if isinstance(values, list) and values else None
         if kind == "Reroute":
             entry = dto.inputs[0] if dto.inputs else None
             if entry is None or entry.get("link") is None:
@@ -319,10 +381,11 @@ def _bypass_input_index(dto: _Dto, slot: int, want: Any) -> int:
     """The input a bypassed node passes to output ``slot``: same index if the type fits, else by type."""
     inputs = dto.inputs
     outputs = dto.node.get("outputs") or []
-    out_type = outputs[slot].get("type", "*") if slot < len(outputs) and isinstance(outputs[slot], dict) else "*"
+    same = 0 <= slot < len(inputs)
+    out_type = outputs[slot].get("type", "*") if 0 <= slot < len(outputs) else "*"
     if want in ("*", "", None):
-        return slot if slot < len(inputs) else (0 if inputs else -1)
-    if slot < len(inputs) and _fits(inputs[slot].get("type"), out_type) and _fits(inputs[slot].get("type"), want):
+        return slot if same else (0 if inputs else -1)
+    if same and _fits(inputs[slot].get("type"), out_type) and _fits(inputs[slot].get("type"), want):
         return slot
     for index, entry in enumerate(inputs):
         if entry.get("type") == want:
@@ -364,7 +427,8 @@ def _feeds_widget(sub: Graph, declared: dict) -> bool:
 def _unknown_message(dtos: list[_Dto]) -> str:
     parts = []
     for dto in dtos:
-        props = dto.node.get("properties") or {}
+        props = dto.node.get("properties")
+        props = props if isinstance(props, dict) else {}
         pack = props.get("cnr_id") or props.get("aux_id")
         origin = f", from the pack {pack!r}" if pack else ""
         if str(dto.node["type"]).startswith(("workflow>", "workflow/")):

@@ -495,3 +495,70 @@ def test_the_stylize_example_runs_headless(tmp_path):
         assert image.size == (48, 32)
         styled = np.asarray(image.convert("RGB"), dtype=np.float32)
     assert np.abs(styled - source).mean() > 10  # restyled, not passed through
+
+
+def test_self_containing_or_exploding_subgraphs_are_refused(registry):
+    def definition(uuid, inner_type, copies):
+        nodes = [{"id": i + 1, "type": inner_type, "mode": 0} for i in range(copies)]
+        return _definition(uuid, uuid[:4], [], [], nodes, [])
+
+    loop = "aaaaaaaa-0000-4000-8000-000000000000"
+    data = {"version": 1, "state": {}, "links": [], "nodes": [{"id": 1, "type": loop, "mode": 0}],
+            "definitions": {"subgraphs": [definition(loop, loop, 1)]}}
+    with pytest.raises(WorkflowFormatError, match="nested more than 32 deep"):
+        ui_to_api(data, registry)
+    # 20 levels of 4 instances each would be 4**20 nodes
+    ids = [f"{i:08x}-0000-4000-8000-000000000000" for i in range(21)]
+    subgraphs = [definition(ids[i], ids[i + 1], 4) for i in range(20)]
+    subgraphs.append(definition(ids[20], "ImageTuneTestSolid", 1))
+    data = {"version": 1, "state": {}, "links": [], "nodes": [{"id": 1, "type": ids[0], "mode": 0}],
+            "definitions": {"subgraphs": subgraphs}}
+    with pytest.raises(WorkflowFormatError, match="flattens to more than 100000 nodes"):
+        ui_to_api(data, registry)
+
+
+def _mutate(data, path, value):
+    """A copy of ``data`` with the element at ``path`` (list of keys/indices) replaced by ``value``."""
+    import copy
+
+    data = copy.deepcopy(data)
+    target = data
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return data
+
+
+def _paths(value, prefix=()):
+    """Every key/index path inside a JSON value."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return
+    for key, child in items:
+        yield prefix + (key,)
+        yield from _paths(child, prefix + (key,))
+
+
+JUNK = [None, -1, 0, 7, 2.5, True, "", "x", "-10", [], [1, 2], ["1", 0], {}, {"id": 1}, 10**30]
+
+
+@pytest.mark.parametrize("name", ["v04_basic", "v1_links", "modes", "subgraph", "reroute_primitive"])
+def test_damaged_workflows_give_format_errors_never_crashes(name, registry):
+    from hypothesis import given, settings, strategies as st
+
+    original = _load(f"{name}.json")
+    paths = list(_paths(original))
+
+    @settings(max_examples=150, deadline=None, derandomize=True)
+    @given(st.sampled_from(paths), st.sampled_from(JUNK))
+    def check(path, value):
+        try:
+            result = ui_to_api(_mutate(original, path, value), registry)
+        except WorkflowFormatError:
+            return
+        assert isinstance(result, dict)
+
+    check()
