@@ -17,6 +17,15 @@ from imagetune.ops.ncnn import NcnnFormatError, load_ncnn, realesrgan_state_dict
 FOLDER = U.builtin_folder()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One thread: the CI machine's two cores are shared, and oversubscription costs more than it gains."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # ---- an independent ncnn interpreter: own .param/.bin parsing, ncnn op semantics in plain torch ----
 
 def read_graph(stem: str):
@@ -151,7 +160,7 @@ def test_x4_is_sharper_than_bicubic():
 
 def test_tiles_blend_to_whole_image_result():
     model = U.load_builtin("RealESRGAN_animevideov3_x4 (compact)")
-    x = fixed_input(40, 52)
+    x = fixed_input(28, 40)
     whole = model(x)
     steps = []
     # 18 3x3 convolutions see 18 pixels around: with that much context tiling changes nothing
@@ -159,7 +168,7 @@ def test_tiles_blend_to_whole_image_result():
     tiled = U.upscale_tiled(model, x, tile=16, overlap=18, progress=lambda d, n: steps.append((d, n)))
     assert tiled.shape == whole.shape
     assert (tiled - whole).abs().max() < 1e-3
-    assert steps == [(i, 12) for i in range(1, 13)]
+    assert steps == [(i, 6) for i in range(1, 7)]
     # with little context, tiles still cover every pixel and stay close
     rough = U.upscale_tiled(model, x, tile=16, overlap=4)
     assert 1e-5 < (rough - whole).abs().mean() < 0.05

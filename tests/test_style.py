@@ -13,6 +13,15 @@ from imagetune.ops import neural_style as N
 from imagetune.ops.style import histogram_match, reinhard_transfer
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One thread: the CI machine's two cores are shared, and oversubscription costs more than it gains."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def smooth_image(seed, b=1, h=20, w=28, lo=0.2, hi=0.8):
     g = torch.Generator().manual_seed(seed)
     base = torch.rand(b, 3, max(2, h // 5), max(2, w // 5), generator=g)
@@ -199,8 +208,8 @@ def test_vgg_methods_say_clearly_when_weights_are_missing(tmp_path):
 @pytest.mark.parametrize("method,measure", [(GATYS, gram_distance), (ADAIN, stat_distance)])
 def test_vgg_optimisation_moves_towards_the_style(tmp_path, method, measure):
     state = tiny_vgg(tmp_path)
-    content = smooth_image(9, h=24, w=24, lo=0.2, hi=0.8)
-    style = torch.zeros(1, 3, 24, 24)
+    content = smooth_image(9, h=16, w=16, lo=0.2, hi=0.8)
+    style = torch.zeros(1, 3, 16, 16)
     style[:, 0, :, ::3] = 1.0
     style[:, 2, ::4, :] = 1.0
     steps = []
@@ -208,6 +217,6 @@ def test_vgg_optimisation_moves_towards_the_style(tmp_path, method, measure):
     c.progress_hook = lambda node, d, n: steps.append(d)
     out = StyleTransferNode().run(c, content.permute(0, 2, 3, 1), method, style="style 00", strength=1.0,
                                   preserve="none", colour_space="RGB", style_image=style.permute(0, 2, 3, 1),
-                                  steps=40, style_weight=1.0)[0].permute(0, 3, 1, 2)
-    assert steps == list(range(1, 41))
+                                  steps=25, style_weight=1.0)[0].permute(0, 3, 1, 2)
+    assert steps == list(range(1, 26))
     assert measure(state, out, style) < 0.5 * measure(state, content, style)
