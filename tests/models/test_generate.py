@@ -250,3 +250,22 @@ def test_half_precision_pipeline_runs_and_decodes_with_an_upcast_vae(ctx_for):
     assert image.dtype == latent["samples"].dtype == torch.float32
     assert half.pipe.vae.dtype == torch.float16  # upcast only while decoding
     torch.testing.assert_close(image, reference, atol=0.02, rtol=0)
+
+
+def test_demo_architecture_loads_by_name_and_matches_its_own_loader(runtime, ctx_for, tmp_path):
+    """The embedded default's layout (shapes/model.py, untrained here) through the loader and generate nodes."""
+    from imagetune.shapes import model as shapes_model
+
+    torch.manual_seed(0)
+    root = tmp_path / "pack-models"
+    shapes_model.save_pipeline(root / "imagetune-shapes", shapes_model.make_vae(), shapes_model.make_unet())
+    flow = workflow(encoder="minilm", model="imagetune-shapes", width=64, height=64, seed=5)
+    flow["5"]["inputs"]["guidance_rescale"] = 0.7
+    result = runtime.run(flow, ctx=ctx_for().__class__(device="cpu", models_dirs=[root]))
+    image = result.outputs["5"][0]
+    assert image.shape == (1, 64, 64, 3) and result.outputs["5"][1]["samples"].shape == (1, 4, 16, 16)
+    pipe = shapes_model.load_pipeline(root / "imagetune-shapes")
+    expected = pipe(prompt_embeds=result.outputs["2"][0][0][0], negative_prompt_embeds=result.outputs["3"][0][0][0],
+                    width=64, height=64, num_inference_steps=STEPS, guidance_scale=4.0, guidance_rescale=0.7,
+                    output_type="pt", generator=torch.Generator().manual_seed(5)).images
+    torch.testing.assert_close(image, expected.permute(0, 2, 3, 1), atol=1e-5, rtol=0)
