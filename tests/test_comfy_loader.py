@@ -195,6 +195,8 @@ KNOWN_TOOLTIP_GAPS = {
     "ImageTuneAddConditioningNoise.strength", "ImageTuneAddConditioningNoise.seed",
     "ImageTuneAdjustColour.brightness", "ImageTuneAdjustColour.contrast", "ImageTuneAdjustColour.saturation",
     "ImageTuneDenoise.method", "ImageTuneResize.method", "ImageTuneResize.scale_by",
+    "ImageTuneLiTBestOfN.prompt", "ImageTuneLiTTune.batch_size", "ImageTuneLiTTune.learning_rate",
+    "ImageTuneLiTTune.seed", "ImageTuneLiTTune.steps",
 }
 
 
