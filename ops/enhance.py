@@ -95,12 +95,15 @@ def adjust(image: torch.Tensor, brightness: float = 1.0, contrast: float = 1.0, 
     """
     import kornia
 
-    out = (image * brightness).clamp(0, 1) if brightness != 1.0 else image
+    # Each step writes into its own fresh tensor (never the input), in place where possible.
+    out = image.mul(brightness).clamp_(0, 1) if brightness != 1.0 else image
     if contrast != 1.0:
         mean = grey_level(out).mean(dim=(1, 2, 3), keepdim=True)
-        out = torch.lerp(mean.expand_as(out), out, contrast).clamp(0, 1)
+        out = torch.add(mean * (1.0 - contrast), out, alpha=contrast).clamp_(0, 1)
     if saturation != 1.0 and out.shape[1] == 3:
-        out = kornia.enhance.adjust_saturation_with_gray_subtraction(out, float(saturation))
+        # kornia's adjust_saturation_with_gray_subtraction, without its extra copies
+        grey = kornia.color.rgb_to_grayscale(out)
+        out = torch.add(grey * (1.0 - saturation), out, alpha=saturation).clamp_(0, 1)
     if gamma != 1.0:
         out = kornia.enhance.adjust_gamma(out, 1.0 / gamma)
     return out if out is not image else image.clone()
@@ -114,18 +117,21 @@ def auto_contrast(image: torch.Tensor, cutoff: float = 0.0) -> torch.Tensor:
     b, c = image.shape[:2]
     flat = image.reshape(b * c, -1).float()
     if cutoff > 0:
-        bins = 256
-        rows = flat.shape[0]
-        index = (flat.clamp(0, 1) * (bins - 1)).round().long() + torch.arange(rows, device=flat.device)[:, None] * bins
+        bins, rows = 256, flat.shape[0]
+        # bin = round(255 x), offset per row so one bincount serves every channel (in-place: fewer passes)
+        offsets = torch.arange(rows, device=flat.device, dtype=flat.dtype)[:, None] * bins + 0.5
+        index = flat.mul(bins - 1).clamp_(0, bins - 1).add_(offsets).int()
         cdf = torch.bincount(index.reshape(-1), minlength=rows * bins).view(rows, bins).cumsum(1)
         cut = flat.shape[1] * cutoff / 100.0
-        lo = (cdf > cut).float().argmax(1, keepdim=True).float() / (bins - 1)
-        hi = (cdf >= flat.shape[1] - cut).float().argmax(1, keepdim=True).float() / (bins - 1)
+        lo = (cdf > cut).float().argmax(1, keepdim=True).to(flat.dtype) / (bins - 1)
+        hi = (cdf >= flat.shape[1] - cut).float().argmax(1, keepdim=True).to(flat.dtype) / (bins - 1)
     else:
         lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
     span = hi - lo
-    flat_out = torch.where(span > 0, (flat - lo) / span.clamp(min=1e-12), flat)
-    return flat_out.clamp(0, 1).reshape(image.shape).to(image.dtype)
+    # rows without any spread stay as they are
+    scale = torch.where(span > 0, 1.0 / span.clamp(min=1e-12), torch.ones_like(span))
+    shift = torch.where(span > 0, -lo * scale, torch.zeros_like(lo))
+    return torch.addcmul(shift, flat, scale).clamp_(0, 1).reshape(image.shape).to(image.dtype)
 
 
 def clahe(image: torch.Tensor, clip_limit: float = 2.0, grid: int = 8) -> torch.Tensor:
