@@ -409,8 +409,8 @@ def test_a_diffusers_pipeline_generates_inside_comfyui(comfy):
         "1": {"class_type": "ImageTuneLoadTextEncoder", "inputs": {"text_encoder": "tiny-clip", **auto}},
         "2": {"class_type": "ImageTuneEncodeText",
               "inputs": {"text_encoder": ["1", 0], "text": "a red circle", "one_prompt_per_line": False}},
-        "3": {"class_type": "ImageTuneEncodeText",
-              "inputs": {"text_encoder": ["1", 0], "text": "", "one_prompt_per_line": False}},
+        # our CONDITIONING through ComfyUI's own conditioning node and back into ours
+        "3": {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["2", 0]}},
         "4": {"class_type": "ImageTuneLoadPipeline",
               "inputs": {"model": "tiny-sd", "scheduler": "default", **auto, "cpu_offload": False,
                          "attention_slicing": False}},
