@@ -9,6 +9,7 @@ is refused before anything else reads it.
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -47,8 +48,6 @@ class Pipeline:
     @property
     def takes_pooled(self) -> bool:
         """True for pipelines with a pooled text embedding input (SDXL and the like)."""
-        import inspect
-
         return "pooled_prompt_embeds" in inspect.signature(type(self.pipe).__call__).parameters
 
     def with_scheduler(self, name: str) -> "Pipeline":
@@ -130,7 +129,7 @@ def skipped_parts(index: dict) -> dict:
     encoder is used by pointing the text-encoder loader at the same folder (loaded once, there).
     """
     skipped = {part: None for part in _SKIPPED_PARTS if part in index}
-    if "requires_safety_checker" in index or "safety_checker" in index:
+    if "requires_safety_checker" in index:
         skipped["requires_safety_checker"] = False
     return skipped
 
@@ -153,7 +152,8 @@ def _load_single_file(path: Path, dtype, config: Path | None):
     if suffix == ".ckpt":
         refuse_pickled_code(path)
     cls = _single_file_class(path)
-    kwargs = {"safety_checker": None} if "safety_checker" in cls._optional_components else {}
+    parameters = inspect.signature(cls.__init__).parameters
+    kwargs = skipped_parts({name: None for name in parameters})
     if config is not None:
         kwargs["config"] = str(config)
     try:

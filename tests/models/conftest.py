@@ -107,6 +107,85 @@ def save_tiny_pipeline(folder: Path, with_text_encoder: bool = False) -> None:
         (folder / "model_index.json").write_text(json.dumps(index, indent=2))
 
 
+_RESNET = {"norm1": "in_layers.0", "conv1": "in_layers.2", "time_emb_proj": "emb_layers.1",
+           "norm2": "out_layers.0", "conv2": "out_layers.3", "conv_shortcut": "skip_connection"}
+_VAE_ATTENTION = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
+
+
+def _ldm_unet_key(key: str, per_level: int, attention_levels: set[int]) -> str:
+    """The original Stable Diffusion (LDM) name of a diffusers UNet2DConditionModel weight."""
+    import re
+
+    from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
+
+    fixed = DIFFUSERS_TO_LDM_MAPPING["unet"]["layers"]
+    if key in fixed:
+        return fixed[key]
+
+    def resnet(rest):
+        head, _, tail = rest.partition(".")
+        return f"{_RESNET[head]}.{tail}"
+
+    if m := re.fullmatch(r"down_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)", key):
+        i, kind, j, rest = int(m[1]), m[2], int(m[3]), m[4]
+        n = 1 + i * (per_level + 1) + j
+        return f"input_blocks.{n}.0.{resnet(rest)}" if kind == "resnets" else f"input_blocks.{n}.1.{rest}"
+    if m := re.fullmatch(r"down_blocks\.(\d+)\.downsamplers\.0\.conv\.(.+)", key):
+        return f"input_blocks.{(int(m[1]) + 1) * (per_level + 1)}.0.op.{m[2]}"
+    if m := re.fullmatch(r"mid_block\.(resnets|attentions)\.(\d+)\.(.+)", key):
+        slot = {("resnets", 0): 0, ("attentions", 0): 1, ("resnets", 1): 2}[(m[1], int(m[2]))]
+        return f"middle_block.{slot}.{resnet(m[3]) if m[1] == 'resnets' else m[3]}"
+    if m := re.fullmatch(r"up_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)", key):
+        i, kind, j, rest = int(m[1]), m[2], int(m[3]), m[4]
+        n = i * (per_level + 1) + j
+        return f"output_blocks.{n}.0.{resnet(rest)}" if kind == "resnets" else f"output_blocks.{n}.1.{rest}"
+    if m := re.fullmatch(r"up_blocks\.(\d+)\.upsamplers\.0\.conv\.(.+)", key):
+        i = int(m[1])
+        slot = 2 if i in attention_levels else 1
+        return f"output_blocks.{i * (per_level + 1) + per_level}.{slot}.conv.{m[2]}"
+    raise KeyError(key)
+
+
+def _ldm_vae_key(key: str, levels: int) -> str:
+    """The original Stable Diffusion (LDM) name of a diffusers AutoencoderKL weight."""
+    import re
+
+    from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
+
+    fixed = DIFFUSERS_TO_LDM_MAPPING["vae"]
+    if key in fixed:
+        return fixed[key]
+    key = key.replace("conv_shortcut", "nin_shortcut")
+    if m := re.fullmatch(r"(encoder|decoder)\.mid_block\.resnets\.(\d)\.(.+)", key):
+        return f"{m[1]}.mid.block_{int(m[2]) + 1}.{m[3]}"
+    if m := re.fullmatch(r"(encoder|decoder)\.mid_block\.attentions\.0\.(group_norm|to_q|to_k|to_v|to_out\.0)\.(.+)", key):
+        return f"{m[1]}.mid.attn_1.{_VAE_ATTENTION[m[2]]}.{m[3]}"
+    if m := re.fullmatch(r"encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\.(.+)", key):
+        return f"encoder.down.{m[1]}.block.{m[2]}.{m[3]}"
+    if m := re.fullmatch(r"encoder\.down_blocks\.(\d+)\.downsamplers\.0\.conv\.(.+)", key):
+        return f"encoder.down.{m[1]}.downsample.conv.{m[2]}"
+    if m := re.fullmatch(r"decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\.(.+)", key):
+        return f"decoder.up.{levels - 1 - int(m[1])}.block.{m[2]}.{m[3]}"
+    if m := re.fullmatch(r"decoder\.up_blocks\.(\d+)\.upsamplers\.0\.conv\.(.+)", key):
+        return f"decoder.up.{levels - 1 - int(m[1])}.upsample.conv.{m[2]}"
+    raise KeyError(key)
+
+
+def ldm_checkpoint(unet, vae) -> dict:
+    """One original-layout Stable Diffusion state dict (what .ckpt/.safetensors checkpoints hold)."""
+    per_level = unet.config.layers_per_block
+    attention_levels = {i for i, t in enumerate(unet.config.up_block_types) if "CrossAttn" in t}
+    out = {f"model.diffusion_model.{_ldm_unet_key(k, per_level, attention_levels)}": v.clone()
+           for k, v in unet.state_dict().items()}
+    levels = len(vae.config.block_out_channels)
+    for key, value in vae.state_dict().items():
+        ldm = _ldm_vae_key(key, levels)
+        if ".mid.attn_1." in ldm and ldm.endswith(".weight") and value.dim() == 2:
+            value = value[:, :, None, None]  # LDM's attention projections are 1x1 convolutions
+        out[f"first_stage_model.{ldm}"] = value.clone()
+    return out
+
+
 def save_tiny_sdxl(folder: Path) -> None:
     """A StableDiffusionXLPipeline folder with no text encoders: pooled width 32, context width 32."""
     from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel

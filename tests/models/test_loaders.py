@@ -198,6 +198,36 @@ def test_a_plain_weights_ckpt_passes_the_pickle_check_and_fails_only_on_its_cont
     assert "refused" not in str(err.value) and err.value.field == "model"
 
 
+@pytest.mark.parametrize("suffix", [".safetensors", ".ckpt"])
+def test_single_file_checkpoint_loads_the_same_weights_as_the_folder(ctx_for, models_root, tmp_path, suffix):
+    """An original-layout SD checkpoint (written by the test) through from_single_file, offline via 'config'."""
+    import importlib.util
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    spec = importlib.util.spec_from_file_location("tiny_models", Path(__file__).with_name("conftest.py"))
+    helpers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helpers)
+    folder = load_pipeline(ctx_for(), "tiny-sd", node_id="5")
+    checkpoint = helpers.ldm_checkpoint(folder.pipe.unet, folder.pipe.vae)
+    root = tmp_path / "root"
+    (root / "checkpoints").mkdir(parents=True)
+    if suffix == ".safetensors":
+        save_file(checkpoint, str(root / "checkpoints/tiny.safetensors"))
+    else:
+        torch.save({"state_dict": checkpoint}, root / "checkpoints/tiny.ckpt")
+    ctx = ctx_for().__class__(device="cpu", models_dirs=[root, models_root])
+    single = load_pipeline(ctx, f"tiny{suffix}", config="tiny-sd")
+    assert type(single.pipe).__name__ == "StableDiffusionPipeline" and single.pipe.text_encoder is None
+    assert type(single.pipe.scheduler).__name__ == "DDIMScheduler"
+    for part in ("unet", "vae"):
+        mine, theirs = getattr(single.pipe, part).state_dict(), getattr(folder.pipe, part).state_dict()
+        assert mine.keys() == theirs.keys()
+        for key in mine:
+            assert torch.equal(mine[key], theirs[key]), (part, key)
+
+
 def test_cpu_offload_needs_cuda(ctx_for):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
