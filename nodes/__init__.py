@@ -2,11 +2,13 @@
 
 Modules are found by listing this package, so adding a node module needs no edit here. A module
 whose optional dependency is missing is skipped with a logged reason (recorded in
-``LOAD_ERRORS``) instead of failing the whole pack.
+``LOAD_ERRORS``) instead of failing the whole pack: either its import fails, or it lists the
+libraries it imports lazily in ``REQUIRES`` (checked with ``find_spec``, which imports nothing).
 """
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import pkgutil
 
@@ -27,6 +29,11 @@ def _load_node_modules() -> tuple:
             module = importlib.import_module(f".{info.name}", __name__)
         except Exception as exc:  # one broken or unsatisfied module must not hide the others
             LOAD_ERRORS[info.name] = f"{type(exc).__name__}: {exc}"
+            logger.warning("ImageTune: nodes in %s are disabled: %s", info.name, LOAD_ERRORS[info.name])
+            continue
+        missing = [name for name in getattr(module, "REQUIRES", ()) if importlib.util.find_spec(name) is None]
+        if missing:
+            LOAD_ERRORS[info.name] = f"missing optional dependency: {', '.join(missing)} (pip install it)"
             logger.warning("ImageTune: nodes in %s are disabled: %s", info.name, LOAD_ERRORS[info.name])
             continue
         found.extend(getattr(module, "NODES", ()))

@@ -346,6 +346,31 @@ def test_a_missing_optional_dependency_disables_only_its_nodes(comfy_pack, caplo
                for r in caplog.records)
 
 
+def test_a_module_listing_a_missing_lazy_dependency_is_disabled(comfy_pack, caplog):
+    # modules import heavy libraries inside functions; REQUIRES names them so a missing one
+    # disables the module's nodes at load time instead of failing when a node runs
+    folder, load, _ = comfy_pack
+    (folder / "nodes" / "lazy_missing_dependency.py").write_text(
+        '"""Nodes that import a library lazily."""\n'
+        "from ..graph_runtime import Node, Output\n\n"
+        'REQUIRES = ("numpy", "imagetune_test_lazy_library_that_is_not_installed")\n\n\n'
+        "class UseLazyLibraryNode(Node):\n"
+        '    """Never registered: its library is missing."""\n\n'
+        '    node_id = "ImageTuneUsesLazyLibrary"\n'
+        '    category = "ImageTune/test"\n'
+        '    outputs = (Output("INT", "value"),)\n\n'
+        "    def run(self, ctx):\n"
+        "        import imagetune_test_lazy_library_that_is_not_installed  # noqa: F401\n"
+        "        return (1,)\n\n\n"
+        "NODES = (UseLazyLibraryNode,)\n")
+    with caplog.at_level(logging.WARNING, logger="imagetune"):
+        module = load()
+    error = sys.modules[module.__name__ + ".nodes"].LOAD_ERRORS["lazy_missing_dependency"]
+    assert error == "missing optional dependency: imagetune_test_lazy_library_that_is_not_installed (pip install it)"
+    assert "ImageTuneUsesLazyLibrary" not in module.NODE_CLASS_MAPPINGS
+    assert any("lazy_missing_dependency" in r.getMessage() for r in caplog.records)
+
+
 # -- inside ComfyUI: progress, interrupt, memory and folders go to ComfyUI ------------------------
 
 class InterruptProcessingException(Exception):
