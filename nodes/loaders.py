@@ -124,7 +124,7 @@ class LoadGANNode(Node):
             return repr(exc)
         if path is None:
             return None
-        return files_signature(path), files_signature(path.with_suffix(".json")) if path.with_suffix(".json").exists() else None
+        return _gan_signature(path)
 
     def run(self, ctx, gan_name, device):
         from ..graph_runtime.errors import NodeInputError
@@ -137,10 +137,15 @@ class LoadGANNode(Node):
             raise NodeInputError("gan_name", f"expected a .safetensors file under {roots} (or their gan/), "
                                              f"got {gan_name!r}, which is not there")
         target = resolve_device(device, ctx)
-        config_files = [p for p in (path.with_suffix(".json"), path.parent / "config.json") if p.is_file()]
-        key = ("gan", files_signature(path), tuple(files_signature(p) for p in config_files), target)
+        key = ("gan", _gan_signature(path), target)
         handle = MODELS.get(("gan", ctx.node_id), key, lambda: load_gan(path, target))
         return (handle,)
+
+
+def _gan_signature(weights) -> tuple:
+    """Sizes and times of a GAN's weights and of the config files it may read."""
+    configs = [p for p in (weights.with_suffix(".json"), weights.parent / "config.json") if p.is_file()]
+    return files_signature(weights), tuple(files_signature(p) for p in configs)
 
 
 NODES = (LoadTextEncoderNode, LoadPipelineNode, LoadGANNode)

@@ -181,12 +181,14 @@ def project(cond, weights: dict[str, torch.Tensor], source: str) -> list:
     pooled_bias = weights.get("pooled_bias", bias if "pooled_weight" not in weights else None)
 
     def linear(x, w, b):
-        return torch.nn.functional.linear(x, w.to(x.device, x.dtype), None if b is None else b.to(x.device, x.dtype))
+        b = None if b is None else b.to(x.device, x.dtype)
+        return torch.nn.functional.linear(x, w.to(x.device, x.dtype), b)
 
     def one(tokens, pooled):
         if tokens.shape[-1] != weight.shape[1]:
+            shape = list(weight.shape)
             raise NodeInputError("conditioning", f"expected token width {weight.shape[1]} for the projection "
-                                                 f"{source} ([{weight.shape[0]}, {weight.shape[1]}]), got {tokens.shape[-1]}")
+                                                 f"{source} ({shape}), got {tokens.shape[-1]}")
         new_pooled = pooled
         if pooled is not None and pooled.shape[-1] == pooled_weight.shape[1]:
             new_pooled = linear(pooled, pooled_weight, pooled_bias)

@@ -74,7 +74,8 @@ def read_config(weights: Path, field: str = "gan_name") -> dict:
                 raise NodeInputError(field, f"{candidate.name} is not valid JSON: {exc}") from exc
             unknown = set(config) - set(DEFAULTS)
             if unknown:
-                raise NodeInputError(field, f"{candidate.name}: expected keys {sorted(DEFAULTS)}, got unknown {sorted(unknown)}")
+                raise NodeInputError(field, f"{candidate.name}: expected keys {sorted(DEFAULTS)}, "
+                                            f"got unknown {sorted(unknown)}")
             return {**DEFAULTS, **config}
     raise NodeInputError(field, f"expected a config {weights.with_suffix('.json').name} or config.json "
                                 f"next to {weights.name}, found neither")
