@@ -123,6 +123,8 @@ def comfy_class(cls: type[Node]) -> type:
     }
     if cls.fingerprint.__func__ is not Node.fingerprint.__func__:
         def IS_CHANGED(c, **literals):  # noqa: N802 - ComfyUI's name
+            # ComfyUI also passes the hidden inputs here; a fingerprint sees declared inputs only
+            literals = {k: v for k, v in literals.items() if k not in HIDDEN_INPUTS}
             return repr(cls.fingerprint(comfy_context(), **literals))
 
         attrs["IS_CHANGED"] = classmethod(IS_CHANGED)

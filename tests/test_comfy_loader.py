@@ -488,3 +488,29 @@ def test_comfy_registry_metadata_and_requirements():
         name = _requirement_name(dependency)
         if name != "torch":
             assert requirements.get(name) == dependency, f"requirements.txt disagrees on {dependency}"
+
+
+def test_is_changed_hands_only_declared_inputs_to_the_fingerprint(comfy_modules):
+    from imagetune.graph_runtime import Input, Node, Output
+    from imagetune.graph_runtime import types as T
+    from imagetune.graph_runtime.comfy_bridge import comfy_class
+
+    class ReadStampNode(Node):
+        """Test: a node that reads the outside world (its fingerprint takes exactly its inputs)."""
+
+        node_id = "ImageTuneTestStamp"
+        category = "ImageTune/test"
+        inputs = (Input("name", T.STRING, default="a"),)
+        outputs = (Output(T.STRING, "name"),)
+
+        def run(self, ctx, name):
+            return (name,)
+
+        @classmethod
+        def fingerprint(cls, ctx, name):
+            return f"{name}@{Path(ctx.output_dir).name}"
+
+    comfy_node = comfy_class(ReadStampNode)
+    # ComfyUI calls IS_CHANGED with the declared inputs plus the hidden ones
+    assert comfy_node.IS_CHANGED(name="b", imagetune_prompt={}, imagetune_unique_id="4",
+                                 imagetune_extra_pnginfo=None) == repr("b@output")
