@@ -125,3 +125,17 @@ def test_nodes_on_awkward_shapes(tmp_path, node, shape):
     if shape[0] > 1 and node is not E.ResizeImageNode:  # each image is processed on its own
         (single,) = node().run(ctx, image[1:2], **NODE_ARGS[node])
         assert torch.allclose(out[1:2], single, atol=1e-5)
+
+
+def test_large_image_matches_pil():
+    """A larger, non-square picture: unsharp mask and Lanczos resize still agree with PIL."""
+    rng = np.random.default_rng(9)
+    pixels = np.kron(rng.integers(0, 256, (96, 128, 3)), np.ones((8, 8, 1))).astype(np.uint8)  # 768 x 1024
+    image = as_tensor(pixels)
+    sharpened = np.asarray(Image.fromarray(pixels).filter(ImageFilter.UnsharpMask(2, 120, 3)), np.float32)
+    diff = np.abs(as_levels(unsharp_mask(image, 2, 1.2, 3)) - sharpened)
+    assert np.mean(diff <= 1.5) > 0.97
+    from imagetune.ops.resample import resize
+    small = np.stack([np.asarray(Image.fromarray(pixels[..., c]).convert("F").resize((300, 225), Image.LANCZOS))
+                      for c in range(3)], -1)
+    assert np.abs(as_levels(resize(image, 225, 300, "lanczos")) - small).max() < 0.01
