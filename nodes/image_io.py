@@ -174,18 +174,33 @@ def save_images(images: torch.Tensor, root: Path, prefix: str, *, kind: str, pro
     return results
 
 
+def metadata_disabled(ctx) -> bool:
+    """True inside a ComfyUI started with --disable-metadata (its PNGs then carry no workflow)."""
+    from ..graph_runtime.comfy_bridge import ComfyContext
+
+    if not isinstance(ctx, ComfyContext):
+        return False
+    try:
+        from comfy.cli_args import args
+    except ImportError:
+        return False
+    return bool(getattr(args, "disable_metadata", False))
+
+
 def save_output(ctx, images, prefix: str) -> dict:
     """SaveImage's work: PNGs in the output folder with the workflow embedded; the UI dict."""
-    found = save_images(images, ctx.output_dir, prefix, kind="output", prompt=ctx.prompt,
-                        extra_pnginfo=ctx.extra_pnginfo)
+    embed = not metadata_disabled(ctx)
+    found = save_images(images, ctx.output_dir, prefix, kind="output", prompt=ctx.prompt if embed else None,
+                        extra_pnginfo=ctx.extra_pnginfo if embed else None)
     return {"ui": {"images": found}, "result": ()}
 
 
 def save_preview(ctx, images, prefix: str = "ImageTune") -> dict:
     """PreviewImage's work: fast PNGs in the temp folder, with a random suffix as ComfyUI uses."""
     suffix = "_temp_" + "".join(random.choice(string.ascii_lowercase) for _ in range(5))
-    found = save_images(images, temp_dir(ctx), prefix + suffix, kind="temp", prompt=ctx.prompt,
-                        extra_pnginfo=ctx.extra_pnginfo, compress_level=1)
+    embed = not metadata_disabled(ctx)
+    found = save_images(images, temp_dir(ctx), prefix + suffix, kind="temp", prompt=ctx.prompt if embed else None,
+                        extra_pnginfo=ctx.extra_pnginfo if embed else None, compress_level=1)
     return {"ui": {"images": found}, "result": ()}
 
 

@@ -47,7 +47,7 @@ def session(name: str, device: str = "cpu"):
     return ort.InferenceSession(str(models_folder() / f"{name}.onnx"), options, providers=providers)
 
 
-def style_weights(style: str | int, like: torch.Tensor | None = None) -> np.ndarray:
+def style_weights(style: str | int) -> np.ndarray:
     """A one-hot float32 weight vector [26] for a style name ("style 07") or index."""
     index = STYLE_NAMES.index(style) if isinstance(style, str) else int(style)
     weights = np.zeros(NUM_STYLES, dtype=np.float32)

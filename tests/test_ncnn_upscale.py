@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -208,7 +207,7 @@ def test_nodes_batch_alpha_grey_and_progress(tmp_path):
           "3": {"class_type": "ImageTunePassImage", "inputs": {}},
           "4": {"class_type": "ImageTunePreviewImage", "inputs": {"images": ["2", 0]}}}
     registry = default_registry()
-    from imagetune.graph_runtime import Input, Node, Output
+    from imagetune.graph_runtime import Node, Output
     from imagetune.graph_runtime import types as T
 
     class PassImageNode(Node):
