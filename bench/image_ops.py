@@ -1,7 +1,7 @@
 """Image op speed on CPU: each op on a 512x512 batch of 4 as a ratio to its PIL/numpy baseline, same run.
 
 Also Real-ESRGAN compact x4 and x4plus in seconds per input megapixel.
-Run: nice -n 10 .venv/bin/python bench/image_ops.py [--threads N]   (prints a Markdown table)
+Run: nice -n 10 .venv/bin/python bench/image_ops.py [--threads N] [--device cuda]   (prints a Markdown table)
 """
 from __future__ import annotations
 
@@ -34,6 +34,13 @@ def best_of(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def synced(fn, device: str):
+    """``fn`` followed by a device synchronisation, so GPU timings include the work."""
+    if not device.startswith("cuda"):
+        return fn
+    return lambda: (fn(), torch.cuda.synchronize())
 
 
 def pictures(count=4, size=512):
@@ -72,6 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="where the ImageTune ops run (baselines stay on the CPU)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     load_pack()
@@ -81,6 +89,7 @@ def main() -> None:
     pil, arrays, batch = pictures()
     style_pil, style_arrays, style_batch = pictures(1)
     style_arr = np.asarray(style_pil[0].rotate(90)).astype(np.float64)
+    batch, style_batch = batch.to(args.device), style_batch.to(args.device)
     r = args.repeats
     rows = [
         ("unsharp mask r2 150% t3", lambda: enhance.unsharp_mask(batch, 2.0, 1.5, 3),
@@ -111,22 +120,22 @@ def main() -> None:
         ("histogram matching", lambda: style.histogram_match(batch, style_batch),
          lambda: [numpy_histogram_match(a, style_arr) for a in arrays], "numpy (skimage's algorithm)"),
         ("fast neural style (ONNX)", lambda: neural_style.stylize_builtin(batch, neural_style.style_weights(3)),
-         lambda: [neural_style.session("multistyle26").run(None, {"image": batch[i:i + 1].numpy(), "style_weights": neural_style.style_weights(3)}) for i in range(4)],
+         lambda: [neural_style.session("multistyle26").run(None, {"image": batch[i:i + 1].cpu().numpy(), "style_weights": neural_style.style_weights(3)}) for i in range(4)],
          "onnxruntime on numpy directly"),
     ]
-    print(f"torch {torch.__version__}, {args.threads} threads, batch of 4 x 512x512 RGB, best of {r}\n")
+    print(f"torch {torch.__version__}, {args.threads} threads, ops on {args.device}, batch of 4 x 512x512 RGB, best of {r}\n")
     print("| op | ImageTune (s) | baseline (s) | ratio (ours / baseline) | baseline |")
     print("|---|---:|---:|---:|---|")
     with torch.inference_mode():
         for name, ours, base, label in rows:
-            t_ours, t_base = best_of(ours, r), best_of(base, r)
+            t_ours, t_base = best_of(synced(ours, args.device), r), best_of(base, r)
             print(f"| {name} | {t_ours:.3f} | {t_base:.3f} | {t_ours / t_base:.2f} | {label} |", flush=True)
         print("\n| Real-ESRGAN (spandrel, fp32) | input | seconds | s per input megapixel | s per output megapixel |")
         print("|---|---|---:|---:|---:|")
         for name, size in (("RealESRGAN_animevideov3_x4 (compact)", 256), ("RealESRGAN_x4plus", 64)):
-            model = U.load_builtin(name)
-            x = torch.rand(1, 3, size, size)
-            t = best_of(lambda: model(x), 1)
+            model = U.load_builtin(name).to(args.device)
+            x = torch.rand(1, 3, size, size, device=args.device)
+            t = best_of(synced(lambda: model(x), args.device), 1)
             mp = size * size / 1e6
             print(f"| {name} | {size}x{size} | {t:.2f} | {t / mp:.1f} | {t / (mp * 16):.2f} |", flush=True)
 

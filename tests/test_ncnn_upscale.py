@@ -272,3 +272,20 @@ print("ok", rf.tv_normalize(torch.ones(3, 2, 2), [0.5] * 3, [0.5] * 3).mean().it
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["ok", "1.0"]
+
+
+def test_interrupt_between_tiles_stops_the_upscale(tmp_path):
+    from imagetune.graph_runtime.errors import ExecutionInterrupted
+    from imagetune.nodes.upscale import UpscaleWithModelNode
+    seen = []
+    ctx = ExecutionContext(device="cpu", output_dir=tmp_path, input_dir=tmp_path, models_dirs=[])
+
+    def hook(node, done, total):
+        seen.append(done)
+        ctx.interrupt()  # the next tile boundary must stop the run
+
+    ctx.progress_hook = hook
+    model = U.load_builtin("RealESRGAN_animevideov3_x2 (compact)")
+    with pytest.raises(ExecutionInterrupted):
+        UpscaleWithModelNode().run(ctx, model, torch.rand(1, 64, 64, 3), tile=32, overlap=4)
+    assert seen == [1]
