@@ -19,6 +19,7 @@ class ComfyLoadImageNode(Node):
     """ComfyUI's LoadImage: an image from the input folder, and its alpha as MASK (1 - alpha)."""
 
     node_id = "LoadImage"
+    display_name = "Load Image"  # ComfyUI's own title
     category = "image"
     comfy_core = True
     # ComfyUI lists the input folder as a COMBO; a STRING accepts any file name a saved
@@ -43,6 +44,7 @@ class ComfySaveImageNode(Node):
     """ComfyUI's SaveImage: PNGs in the output folder with the prompt and workflow embedded."""
 
     node_id = "SaveImage"
+    display_name = "Save Image"  # ComfyUI's own title
     category = "image"
     comfy_core = True
     inputs = (Input("images", T.IMAGE, tooltip="The images to save."),
@@ -63,6 +65,7 @@ class ComfyPreviewImageNode(Node):
     """ComfyUI's PreviewImage: temporary PNGs for display."""
 
     node_id = "PreviewImage"
+    display_name = "Preview Image"  # ComfyUI's own title
     category = "image"
     comfy_core = True
     inputs = (Input("images", T.IMAGE),)
@@ -77,6 +80,7 @@ class ComfyImageScaleNode(Node):
     """ComfyUI's ImageScale: resize to width x height (0 keeps the aspect ratio), optional centre crop."""
 
     node_id = "ImageScale"
+    display_name = "Upscale Image"  # ComfyUI's own title
     category = "image/upscaling"
     comfy_core = True
     inputs = (Input("image", T.IMAGE),
@@ -100,6 +104,7 @@ class ComfyImageInvertNode(Node):
     """ComfyUI's ImageInvert: 1 - image."""
 
     node_id = "ImageInvert"
+    display_name = "Invert Image"  # ComfyUI's own title
     category = "image"
     comfy_core = True
     inputs = (Input("image", T.IMAGE),)

@@ -189,3 +189,17 @@ def test_resize_matches_pil(method, pil, size):
     expected = np.asarray(Image.fromarray(plane, "F").resize(size, pil))
     got = resize(torch.from_numpy(plane)[None, None], size[1], size[0], method)[0, 0].numpy()
     assert np.abs(got - expected).max() < 1e-5
+
+
+def test_comfy_core_names_match_comfyui():
+    registry = default_registry()
+    titles = {"LoadImage": "Load Image", "SaveImage": "Save Image", "PreviewImage": "Preview Image",
+              "ImageScale": "Upscale Image", "ImageInvert": "Invert Image"}
+    for node_id, title in titles.items():
+        cls = registry.get(node_id)
+        assert cls.comfy_core and cls.display_name == title
+    assert [i.name for i in registry.get("ImageScale").inputs] == ["image", "upscale_method", "width", "height", "crop"]
+    assert [o.type for o in registry.get("LoadImage").outputs] == ["IMAGE", "MASK"]
+    from imagetune.graph_runtime.comfy_bridge import to_comfy_mappings
+    mappings, _ = to_comfy_mappings(registry)
+    assert not set(titles) & set(mappings), "ComfyUI has its own; ours must never be registered there"
