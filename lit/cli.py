@@ -17,8 +17,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("data", help="folder of captioned images (captions.tsv/.json/.jsonl, <image>.txt, or PNGs "
                                 "with an embedded workflow), or 'shapes' for the procedural shapes set")
     p.add_argument("--out", type=Path, required=True, help="folder to write config.json and head.safetensors to")
-    p.add_argument("--image-tower", default="efficientnet-lite0",
-                   help="efficientnet-lite0 (default), or a transformers vision model folder / hub id")
+    p.add_argument("--image-tower", default="efficientnet-lite0-multi",
+                   help="efficientnet-lite0-multi (default: pooled features of several depths), efficientnet-lite0 "
+                        "(the head's feature only), or a transformers vision model folder / hub id")
     p.add_argument("--image-size", type=int, help="input size of the image tower (default: its own)")
     p.add_argument("--text-tower", default="minilm", help="minilm (default), or a transformers encoder folder / hub id")
     p.add_argument("--steps", type=int, default=1500)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 MINILM = "minilm"
 EFFICIENTNET_LITE0 = "efficientnet-lite0"
+EFFICIENTNET_LITE0_MULTI = "efficientnet-lite0-multi"
 
 
 def resolve_source(source: str, search: list[Path] = ()) -> str:
@@ -39,9 +40,11 @@ def resolve_source(source: str, search: list[Path] = ()) -> str:
 
 
 def image_tower_spec(name: str, image_size: int | None = None) -> dict:
-    """The spec of an image tower given by name: ``efficientnet-lite0`` or a transformers folder/hub id."""
-    if name == EFFICIENTNET_LITE0:
-        return {"kind": EFFICIENTNET_LITE0, "image_size": int(image_size or 224)}
+    """The spec of an image tower given by name: ``efficientnet-lite0`` (pooled head feature),
+    ``efficientnet-lite0-multi`` (pooled features of several depths), or a transformers folder/hub id."""
+    if name in (EFFICIENTNET_LITE0, EFFICIENTNET_LITE0_MULTI):
+        pool = "multi" if name == EFFICIENTNET_LITE0_MULTI else "head"
+        return {"kind": EFFICIENTNET_LITE0, "image_size": int(image_size or 224), "pool": pool}
     spec = {"kind": "transformers", "source": name}
     if image_size:
         spec["image_size"] = int(image_size)
@@ -54,15 +57,21 @@ def text_tower_spec(name: str) -> dict:
 
 
 class EfficientNetTower(torch.nn.Module):
-    """Locked EfficientNet-Lite0: IMAGE [B, H, W, C] 0..1 -> L2-normalised pooled features [B, 1280]."""
+    """Locked EfficientNet-Lite0: IMAGE [B, H, W, C] 0..1 -> L2-normalised pooled features [B, D].
 
-    def __init__(self, image_size: int = 224, weights: Path | None = None):
+    ``pool="head"``: the classifier's 1280-d feature; ``pool="multi"``: 2048-d, the head plus
+    pooled features of earlier blocks (see ``EfficientNetLite0.multilevel_features``).
+    """
+
+    def __init__(self, image_size: int = 224, weights: Path | None = None, pool: str = "head"):
         super().__init__()
         from .efficientnet_lite import load_efficientnet_lite0
 
+        if pool not in ("head", "multi"):
+            raise ValueError(f"pool: expected 'head' or 'multi', got {pool!r}")
         self.net = load_efficientnet_lite0(weights)
-        self.image_size = image_size
-        self.dim = self.net._bn1.num_features
+        self.image_size, self.pool = image_size, pool
+        self.dim = 2048 if pool == "multi" else self.net._bn1.num_features
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -70,7 +79,8 @@ class EfficientNetTower(torch.nn.Module):
 
         weight = self.net._conv_stem.weight
         x = preprocess(images.to(weight.device, weight.dtype), self.image_size)
-        return F.normalize(self.net.features(x).float(), dim=-1)
+        features = self.net.multilevel_features(x) if self.pool == "multi" else self.net.features(x)
+        return F.normalize(features.float(), dim=-1)
 
 
 class TransformersVisionTower(torch.nn.Module):
@@ -132,7 +142,7 @@ def load_image_tower(spec: dict, search: list[Path] = ()) -> torch.nn.Module:
     """The locked image tower described by ``spec`` (see the module docstring), on the CPU."""
     kind = spec.get("kind")
     if kind == EFFICIENTNET_LITE0:
-        return EfficientNetTower(int(spec.get("image_size", 224)))
+        return EfficientNetTower(int(spec.get("image_size", 224)), pool=spec.get("pool", "head"))
     if kind == "transformers":
         return TransformersVisionTower(resolve_source(spec["source"], search), spec.get("image_size"))
     raise ValueError(f"image tower kind: expected {EFFICIENTNET_LITE0!r} or 'transformers', got {kind!r}")

@@ -168,8 +168,9 @@ class TuneLiTNode(Node):
     inputs = (Input("folder", T.STRING, default="lit-pairs",
                     tooltip="Folder in the input dir: images + captions.tsv/json, <image>.txt, or PNGs with a workflow"),
               Input("name", T.STRING, default="my-lit", tooltip="Saved to <output>/lit/<name>"),
-              Input("image_tower", T.STRING, default="efficientnet-lite0",
-                    tooltip="efficientnet-lite0, or a transformers vision model folder in a models dir (or hub id)"),
+              Input("image_tower", T.STRING, default="efficientnet-lite0-multi",
+                    tooltip="efficientnet-lite0-multi, efficientnet-lite0, or a transformers vision model folder "
+                            "in a models dir (or hub id)"),
               Input("text_tower", T.STRING, default="minilm",
                     tooltip="minilm, or a transformers text encoder folder in a models dir (or hub id)"),
               Input("steps", T.INT, default=1500, min=1, max=1000000),

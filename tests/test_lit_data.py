@@ -100,7 +100,7 @@ def test_lit_tune_command_on_pngs_with_embedded_prompts(tmp_path, capsys):
     assert metrics["held_out_pairs"] == 3 and metrics["candidates"] == 12
     assert 0.0 <= metrics["zero_shot_accuracy"] <= 1.0
     config = json.loads((tmp_path / "head" / "config.json").read_text())
-    assert config["image_tower"] == {"kind": "efficientnet-lite0", "image_size": 32}
+    assert config["image_tower"] == {"kind": "efficientnet-lite0", "image_size": 32, "pool": "multi"}
     assert config["train"]["steps"] == 3 and (tmp_path / "head" / "head.safetensors").is_file()
 
 

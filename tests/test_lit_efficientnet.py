@@ -125,3 +125,21 @@ def test_preprocess_scales_like_tensorflow():
 def test_missing_weights_file_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="EfficientNet-Lite0 weights"):
         E.load_efficientnet_lite0(tmp_path / "nope.pth")
+
+
+def test_multilevel_features_concatenate_normalised_pooled_block_outputs(pictures):
+    model = E.load_efficientnet_lite0()
+    captured = {}
+    hooks = [model._blocks[i].register_forward_hook(lambda m, a, out, i=i: captured.__setitem__(i, out))
+             for i in E.MULTILEVEL_TAPS]
+    x = E.preprocess(pictures[:2], size=96)
+    with torch.no_grad():
+        head = model.features(x)
+        multi = model.multilevel_features(x)
+    for hook in hooks:
+        hook.remove()
+    parts = [torch.nn.functional.normalize(captured[i].mean(dim=(2, 3)), dim=-1) for i in E.MULTILEVEL_TAPS]
+    parts.append(torch.nn.functional.normalize(head, dim=-1))
+    reference = torch.cat(parts, dim=1) / math.sqrt(len(parts))
+    assert multi.shape == (2, 2048)
+    torch.testing.assert_close(multi, reference)
