@@ -1,0 +1,81 @@
+"""Make the README pictures: the default workflow's output and a grid of generator samples.
+
+    .venv/bin/python scripts/make_samples.py            # writes docs/images/default.png, samples.png
+
+Seeded, so reruns give the same pictures on the same machine.
+"""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPTS = (
+    "a red circle on a blue background",
+    "a green triangle on a yellow background",
+    "a white square on a black background",
+    "an orange circle on a purple background",
+    "a purple triangle on a green background",   # held out of training
+    "a black circle on a red background",         # held out of training
+)
+SEEDS = (0, 1, 2, 3)
+CELL = 128
+LABEL = 18
+
+
+def load_pack():
+    """Import the pack as ``imagetune`` from this checkout (as the tests and ComfyUI do)."""
+    spec = importlib.util.spec_from_file_location("imagetune", ROOT / "__init__.py",
+                                                  submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["imagetune"] = module
+    spec.loader.exec_module(module)
+
+
+def default_picture(out: Path) -> None:
+    """Run workflows/default.json as the README's main command does and copy its PNG to ``out``."""
+    from imagetune.graph_runtime import ExecutionContext, Runtime, load_workflow
+    from imagetune.nodes import default_registry
+    work = ROOT / "output" / "samples"
+    ctx = ExecutionContext(device="cpu", output_dir=work, input_dir=ROOT / "input", models_dirs=[ROOT / "models"])
+    result = Runtime(default_registry()).run(load_workflow(ROOT / "workflows" / "default.json"), ctx=ctx)
+    (entry,) = result.ui["11"]["images"]
+    shutil.copyfile(work / entry["subfolder"] / entry["filename"], out)
+
+
+def sample_grid(out: Path) -> None:
+    """One row per prompt, one column per seed, of the generator's 64x64 output (shown 2x, nearest)."""
+    import torch
+    from imagetune.shapes.evaluate import generate, load_text_encoder
+    from imagetune.shapes.model import load_pipeline
+    torch.set_num_threads(1)
+    pipe, text = load_pipeline(ROOT / "models" / "imagetune-shapes"), load_text_encoder()
+    prompts = [p for p in PROMPTS for _ in SEEDS]
+    images = generate(pipe, text, prompts, list(SEEDS) * len(PROMPTS))
+    grid = Image.new("RGB", (CELL * len(SEEDS), (CELL + LABEL) * len(PROMPTS)), "white")
+    draw = ImageDraw.Draw(grid)
+    for i, image in enumerate(images):
+        row, col = divmod(i, len(SEEDS))
+        tile = Image.fromarray((image * 255 + 0.5).astype(np.uint8)).resize((CELL, CELL), Image.Resampling.NEAREST)
+        grid.paste(tile, (col * CELL, row * (CELL + LABEL) + LABEL))
+        if col == 0:
+            draw.text((4, row * (CELL + LABEL) + 3), PROMPTS[row], fill="black")
+    grid.save(out)
+
+
+def main() -> None:
+    load_pack()
+    images = ROOT / "docs" / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    default_picture(images / "default.png")
+    sample_grid(images / "samples.png")
+    print(f"wrote {images / 'default.png'} and {images / 'samples.png'}")
+
+
+if __name__ == "__main__":
+    main()
