@@ -43,7 +43,8 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
-def train_vae(images: torch.Tensor, steps: int, batch: int, seed: int, logfile: Path, vae=None):
+def train_vae(images: torch.Tensor, steps: int, batch: int, seed: int, logfile: Path, vae=None,
+              sample_latents: bool = False):
     """Fit the autoencoder (or keep fitting ``vae``) to reconstruct ``images``.
 
     The decoder reads the posterior mean, as the UNet's training latents are means too: with
@@ -62,13 +63,37 @@ def train_vae(images: torch.Tensor, steps: int, batch: int, seed: int, logfile: 
             group["lr"] = lr
         x = images[torch.randint(len(images), (batch,), generator=gen)]
         posterior = vae.encode(x).latent_dist
-        recon = vae.decode(posterior.mean).sample
+        latent = posterior.sample(generator=gen) if sample_latents else posterior.mean
+        recon = vae.decode(latent).sample
         loss = F.l1_loss(recon, x) + F.mse_loss(recon, x) + 1e-6 * posterior.kl().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if step % 50 == 0 or step == steps:
             log(logfile, f"vae step {step}/{steps} loss {loss.item():.4f} ({time.time() - start:.0f}s)")
+    return vae.eval()
+
+
+def finetune_decoder(vae, pixels: torch.Tensor, steps: int, batch: int, seed: int, logfile: Path):
+    """Sharpen the decoder alone on fixed encoder latents, so a UNet trained on them still fits."""
+    torch.manual_seed(seed)
+    latents = encode_latents(vae.eval(), pixels)
+    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    opt = torch.optim.AdamW(params, lr=3e-4, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(seed)
+    vae.decoder.train()
+    start = time.time()
+    for step in range(1, steps + 1):
+        for group in opt.param_groups:
+            group["lr"] = 3e-4 * min(1.0, step / 50) * (0.1 + 0.9 * (1 - step / steps))
+        idx = torch.randint(len(pixels), (batch,), generator=gen)
+        recon = vae.decode(latents[idx]).sample
+        loss = F.l1_loss(recon, pixels[idx]) + F.mse_loss(recon, pixels[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 50 == 0 or step == steps:
+            log(logfile, f"decoder step {step}/{steps} loss {loss.item():.4f} ({time.time() - start:.0f}s)")
     return vae.eval()
 
 
@@ -158,6 +183,10 @@ def parse_args(argv=None):
     p.add_argument("--vae-batch", type=int, default=8)
     p.add_argument("--vae-resume", action="store_true", help="keep training the autoencoder found in --work")
     p.add_argument("--vae-only", action="store_true", help="stop after the autoencoder stage")
+    p.add_argument("--vae-sample-latents", action="store_true",
+                   help="decode posterior samples instead of means (how the shipped VAE's first 600 steps ran)")
+    p.add_argument("--decoder-steps", type=int, default=0,
+                   help="instead of training: fine-tune the decoder of the VAE in --out for this many steps")
     p.add_argument("--steps", type=int, default=12000)
     p.add_argument("--minutes", type=float, default=float("inf"),
                    help="also stop the UNet stage (and end its LR decay) after this many minutes")
@@ -182,13 +211,20 @@ def main(argv=None) -> None:
     images, _, sample_specs = ds.make_dataset(len(specs) * args.renders, args.seed, IMAGE_SIZE)
     pixels = to_tensor(images)
     vae_path = args.work / "vae"
+    if args.decoder_steps:
+        from diffusers import AutoencoderKL
+        vae = AutoencoderKL.from_pretrained(args.out / "vae")
+        vae = finetune_decoder(vae, pixels, args.decoder_steps, args.vae_batch, args.seed + 3, logfile)
+        vae.save_pretrained(args.out / "vae")
+        log(logfile, f"decoder fine-tuned in {(time.time() - began) / 60:.1f} min, saved to {args.out / 'vae'}")
+        return
     vae = None
     if (vae_path / "config.json").exists():
         from diffusers import AutoencoderKL
         vae = AutoencoderKL.from_pretrained(vae_path).eval()
         log(logfile, f"reusing the autoencoder in {vae_path}")
     if vae is None or args.vae_resume:
-        vae = train_vae(pixels, args.vae_steps, args.vae_batch, args.seed, logfile, vae)
+        vae = train_vae(pixels, args.vae_steps, args.vae_batch, args.seed, logfile, vae, args.vae_sample_latents)
         vae.save_pretrained(vae_path)
     if args.vae_only:
         return
