@@ -7,7 +7,7 @@ from ..graph_runtime.errors import NodeInputError
 from ..graph_runtime.paths import resolve_in_roots
 from ..ops.image import as_rgb, check_image, join_alpha, luminance, split_alpha, to_bchw, to_bhwc
 from ..ops.neural_style import STYLE_NAMES, style_vector, style_weights, stylize_arbitrary, stylize_builtin
-from ..ops.style import per_image_style, blend, histogram_match, keep_from_content, reinhard_transfer
+from ..ops.style import blend, histogram_match, keep_from_content, per_image_style, reinhard_transfer
 from .image_io import path_problem
 
 NEURAL = "fast neural (built-in style)"
@@ -43,10 +43,12 @@ def stylize(ctx, method, content, style, style_name, colour_space, vgg_file, ste
         return stylize_builtin(content, style_weights(style_name), ctx.device)
     if style is None:
         raise NodeInputError("style_image", f"the method {method!r} needs a style image: link one")
-    style = per_image_style(style, content.shape[0])
+    matched = per_image_style(style, content.shape[0])  # also checks that the batch sizes fit
     if method == NEURAL_IMAGE:
+        # one style vector per distinct style image (a single style image is encoded once)
         vectors = [style_vector(style[i:i + 1], ctx.device) for i in range(style.shape[0])]
-        return stylize_arbitrary(content, vectors, ctx.device)
+        return stylize_arbitrary(content, vectors * content.shape[0] if len(vectors) == 1 else vectors, ctx.device)
+    style = matched
     if method == REINHARD:
         return reinhard_transfer(content, style, COLOUR_SPACES[colour_space])
     if method == HISTOGRAM:
