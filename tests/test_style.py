@@ -142,6 +142,10 @@ def test_style_image_neural_method(tmp_path):
     a = run_node(tmp_path, image, NEURAL_IMAGE, style_image=stripes)
     b = run_node(tmp_path, image, NEURAL_IMAGE, style_image=dots)
     assert a.shape == image.shape and (a - b).abs().mean() > 0.02
+    pair = run_node(tmp_path, image.expand(2, -1, -1, -1), NEURAL_IMAGE, style_image=stripes)
+    assert torch.allclose(pair[0], a[0], atol=1e-5) and torch.allclose(pair[1], a[0], atol=1e-5)
+    with pytest.raises(NodeInputError, match="batch"):
+        run_node(tmp_path, image.expand(3, -1, -1, -1), NEURAL_IMAGE, style_image=torch.cat([stripes, dots]))
     with pytest.raises(NodeInputError, match="style_image"):
         run_node(tmp_path, image, REINHARD)
     with pytest.raises(NodeInputError, match="batch"):
