@@ -381,8 +381,12 @@ def test_comfyuis_vae_decode_feeds_our_nodes(comfy):
         "7": {"class_type": "VAEEncode", "inputs": {"pixels": ["6", 0], "vae": ["2", 0]}},
         "8": {"class_type": "VAEDecode", "inputs": {"samples": ["7", 0], "vae": ["2", 0]}},
         "9": {"class_type": "ImageTuneSaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "vae"}},
+        "10": {"class_type": "ImageTunePreviewImage", "inputs": {"images": ["4", 0]}},
     }
-    (file,) = comfy.image_files(comfy.run(prompt))
+    entry = comfy.run(prompt)
+    (preview,) = comfy.image_files({"outputs": {"10": entry["outputs"]["10"]}})  # in ComfyUI's temp folder
+    assert entry["outputs"]["10"]["images"][0]["type"] == "temp" and preview.is_relative_to(comfy.base / "temp")
+    (file,) = comfy.image_files({"outputs": {"9": entry["outputs"]["9"]}})
     with Image.open(file) as image:
         assert image.size == (192, 128)
         small = np.asarray(image.convert("RGB").resize((96, 64), Image.BICUBIC), dtype=np.float32)
