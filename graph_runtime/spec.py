@@ -119,7 +119,7 @@ class Node:
         if not cls.description:
             cls.description = inspect.cleandoc(cls.__doc__ or "")
         if not cls.display_name:
-            cls.display_name = _title_from_id(cls.node_id)
+            cls.display_name = _title_from_id(cls.node_id, cls.comfy_core)
         _check_definition(cls)
 
     def run(self, ctx, **inputs) -> tuple:  # pragma: no cover - abstract
@@ -151,7 +151,10 @@ class Node:
         raise KeyError(f"{cls.node_id} has no input '{name}'")
 
 
-def _title_from_id(node_id: str) -> str:
+def _title_from_id(node_id: str, comfy_core: bool = False) -> str:
+    """'ImageTuneUnsharpMask' -> 'Unsharp Mask (ImageTune)'; a ComfyUI core name keeps its words alone."""
+    if comfy_core or not node_id.startswith(NODE_ID_PREFIX):
+        return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", node_id)
     words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", node_id[len(NODE_ID_PREFIX):]).strip()
     return f"{words} (ImageTune)" if words else node_id
 

@@ -95,3 +95,10 @@ def test_object_info_shape():
     assert info["input_order"]["required"] == ["image", "factor", "method", "seed"]
     assert info["output"] == ["IMAGE"] and info["output_name"] == ["image"]
     assert info["category"] == "ImageTune/test" and info["output_node"] is False
+
+
+def test_display_names_derived_from_ids():
+    from imagetune.graph_runtime.spec import _title_from_id
+
+    assert _title_from_id("ImageTuneUnsharpMask") == "Unsharp Mask (ImageTune)"
+    assert _title_from_id("ImageScale", comfy_core=True) == "Image Scale"
