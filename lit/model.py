@@ -181,4 +181,4 @@ def load_lit_model(folder: Path | str, search: list[Path] = ()) -> LiTModel:
     with torch.no_grad():
         model.logit_scale.copy_(tensors["logit_scale"].reshape(()))
         model.image_center.copy_(tensors["image_center"])
-    return model.eval()
+    return model.eval().requires_grad_(False)

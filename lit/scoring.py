@@ -33,6 +33,7 @@ def label_prompts(labels: list[str], template: str) -> list[str]:
     return [template.replace("{}", label) for label in labels]
 
 
+@torch.no_grad()
 def score_images(model: LiTModel, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
     """Cosine similarity [B] of each image with its prompt: one prompt for all, or one per image."""
     _check_images(images)
@@ -44,6 +45,7 @@ def score_images(model: LiTModel, images: torch.Tensor, prompts: list[str]) -> t
     return (image_embeds * text_embeds).sum(dim=-1)
 
 
+@torch.no_grad()
 def best_images(model: LiTModel, images: torch.Tensor, prompt: str, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices [k] of the ``top_k`` images that best match ``prompt``, best first, and their scores [k]."""
     _check_images(images)
@@ -57,6 +59,7 @@ def best_images(model: LiTModel, images: torch.Tensor, prompt: str, top_k: int) 
     return order, scores[order]
 
 
+@torch.no_grad()
 def classify_images(model: LiTModel, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
     """Zero-shot class probabilities [B, L] of each image over the label prompts (softmax at the learned temperature)."""
     _check_images(images)
