@@ -187,14 +187,6 @@ def test_every_class_has_valid_v1_attributes(comfy_pack):
 #: widget inputs that shipped without a tooltip, owned by other modules (reported to their owners);
 #: new gaps fail, and names leave this set as tooltips are added
 KNOWN_TOOLTIP_GAPS = {
-    "ImageTuneGenerate.width", "ImageTuneGenerate.height", "ImageTuneGenerate.steps", "ImageTuneGenerate.seed",
-    "ImageTuneGenerateFromImage.steps", "ImageTuneGenerateFromImage.seed",
-    "ImageTuneDiffusionRestyle.style_prompt", "ImageTuneDiffusionRestyle.steps", "ImageTuneDiffusionRestyle.seed",
-    "ImageTuneDiffusionRestyle.negative_prompt", "ImageTuneGANLatent.seed", "ImageTuneGANLatent.batch_size",
-    "ImageTuneScaleConditioning.scale", "ImageTuneScaleConditioning.target",
-    "ImageTuneAddConditioningNoise.strength", "ImageTuneAddConditioningNoise.seed",
-    "ImageTuneAdjustColour.brightness", "ImageTuneAdjustColour.contrast", "ImageTuneAdjustColour.saturation",
-    "ImageTuneDenoise.method", "ImageTuneResize.method", "ImageTuneResize.scale_by",
     "ImageTuneLiTBestOfN.prompt", "ImageTuneLiTTune.batch_size", "ImageTuneLiTTune.learning_rate",
     "ImageTuneLiTTune.seed", "ImageTuneLiTTune.steps",
 }
