@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--model", default=str(ROOT / "models" / "lit" / "shapes-lite0-minilm"))
     args = parser.parse_args()
     load_pack()
+    import numpy as np
     import torch
 
     from imagetune.lit.model import load_lit_model
@@ -55,7 +56,7 @@ def main() -> None:
     started = time.perf_counter()
     model = load_lit_model(args.model)
     load_s = time.perf_counter() - started
-    image = torch.from_numpy(shapes.render(shapes.HELD_OUT[0], 64).__array__()).float().div(255)[None]
+    image = torch.from_numpy(np.array(shapes.render(shapes.HELD_OUT[0], 64))).float().div(255)[None]
     captions = shapes.all_captions(shapes.all_specs())[:100]
 
     def tower_only():
