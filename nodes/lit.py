@@ -21,6 +21,15 @@ def input_error(exc: Exception, default_field: str) -> NodeInputError:
     return NodeInputError(field, detail)
 
 
+def check_problem(field: str, check, *args) -> list[tuple[str, str]]:
+    """``[(field, message)]`` when ``check(*args)`` raises ValueError('<field>: message'), else ``[]``."""
+    try:
+        check(*args)
+    except ValueError as exc:
+        return [(field, str(exc).partition(": ")[2])]
+    return []
+
+
 def model_folder(ctx, name: str) -> Path:
     """The folder of the LiT model ``name`` inside ``<models dir>/lit`` (first root that has it)."""
     return resolve_in_roots([Path(root) / "lit" for root in ctx.models_dirs], name, "model")
@@ -150,13 +159,10 @@ class ClassifyImageZeroShotNode(Node):
         from ..lit.scoring import label_prompts, parse_labels
 
         problems = []
-        for name, check in (("labels", lambda: parse_labels(labels)), ("template", lambda: label_prompts(["x"], template))):
-            value = labels if name == "labels" else template
-            if isinstance(value, str):
-                try:
-                    check()
-                except ValueError as exc:
-                    problems.append((name, str(exc).partition(": ")[2]))
+        if isinstance(labels, str):
+            problems += check_problem("labels", parse_labels, labels)
+        if isinstance(template, str):
+            problems += check_problem("template", label_prompts, ["label"], template)
         return problems
 
 
@@ -194,13 +200,14 @@ class TuneLiTNode(Node):
         try:
             data = folder_data(source, held_out, seed)
             model, metrics = tune_lit(data, image_tower_spec(image_tower), text_tower_spec(text_tower), settings,
-                                      target, ctx.device, self._reporter(ctx, steps), [Path(r) for r in ctx.models_dirs])
+                                      target, ctx.device, self._reporter(ctx), [Path(r) for r in ctx.models_dirs])
         except (ValueError, FileNotFoundError) as exc:
             raise input_error(exc, "folder") from exc
         return {"ui": {"text": [describe(metrics)]}, "result": (model, describe(metrics))}
 
     @staticmethod
-    def _reporter(ctx, steps):
+    def _reporter(ctx):
+        """Training steps drive the node's progress bar; feature batches only check for interrupts."""
         def report(phase, done, total, extra):
             if phase == "training":
                 ctx.progress(done, total)
