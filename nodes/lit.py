@@ -108,7 +108,8 @@ class SelectBestImagesNode(Node):
     node_id = "ImageTuneLiTBestOfN"
     category = CATEGORY
     inputs = (Input("lit_model", T.LIT_MODEL), Input("images", T.IMAGE),
-              Input("prompt", T.STRING, default="a red circle on a blue background", multiline=True),
+              Input("prompt", T.STRING, default="a red circle on a blue background", multiline=True,
+                    tooltip="the text the images are ranked against"),
               Input("top_k", T.INT, default=1, min=1, max=4096, tooltip="How many images to keep"))
     outputs = (Output(T.IMAGE, "images", "The top_k images, best first"),
                Output(T.STRING, "scores", "JSON list: the kept images' scores"),
@@ -179,12 +180,15 @@ class TuneLiTNode(Node):
                             "in a models dir (or hub id)"),
               Input("text_tower", T.STRING, default="minilm",
                     tooltip="minilm, or a transformers text encoder folder in a models dir (or hub id)"),
-              Input("steps", T.INT, default=1500, min=1, max=1000000),
-              Input("batch_size", T.INT, default=128, min=2, max=65536),
-              Input("learning_rate", T.FLOAT, default=0.001, min=1e-6, max=1.0, step=0.0001),
+              Input("steps", T.INT, default=1500, min=1, max=1000000, tooltip="optimisation steps of the text head"),
+              Input("batch_size", T.INT, default=128, min=2, max=65536,
+                    tooltip="image-caption pairs per contrastive step (more negatives per batch)"),
+              Input("learning_rate", T.FLOAT, default=0.001, min=1e-6, max=1.0, step=0.0001,
+                    tooltip="AdamW learning rate of the text head"),
               Input("held_out", T.FLOAT, default=0.1, min=0.0, max=0.9, step=0.05,
                     tooltip="Share of distinct captions held out for evaluation"),
-              Input("seed", T.INT, default=0, min=0, max=T.MAX_SEED))
+              Input("seed", T.INT, default=0, min=0, max=T.MAX_SEED,
+                    tooltip="seeds the head initialisation and batch order"))
     outputs = (Output(T.LIT_MODEL, "lit_model"), Output(T.STRING, "report", "Held-out evaluation"))
     output_node = True
 

@@ -184,14 +184,6 @@ def test_every_class_has_valid_v1_attributes(comfy_pack):
     assert problems == {}
 
 
-#: widget inputs that shipped without a tooltip, owned by other modules (reported to their owners);
-#: new gaps fail, and names leave this set as tooltips are added
-KNOWN_TOOLTIP_GAPS = {
-    "ImageTuneLiTBestOfN.prompt", "ImageTuneLiTTune.batch_size", "ImageTuneLiTTune.learning_rate",
-    "ImageTuneLiTTune.seed", "ImageTuneLiTTune.steps",
-}
-
-
 def test_every_widget_input_has_a_tooltip(comfy_pack):
     # widgets are what users type into; a socket already shows its type
     _, load, _ = comfy_pack
@@ -203,7 +195,7 @@ def test_every_widget_input_has_a_tooltip(comfy_pack):
                 is_widget = isinstance(entry[0], list) or entry[0] in WIDGET_KINDS
                 if is_widget and (len(entry) < 2 or not entry[1].get("tooltip")):
                     missing.append(f"{node_id}.{name}")
-    assert set(missing) <= KNOWN_TOOLTIP_GAPS, f"widget inputs without a tooltip: {sorted(set(missing) - KNOWN_TOOLTIP_GAPS)}"
+    assert missing == [], f"widget inputs without a tooltip: {sorted(missing)}"
 
 
 # -- calling FUNCTION on small inputs --------------------------------------------------------------
