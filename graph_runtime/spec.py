@@ -116,9 +116,10 @@ class Node:
         super().__init_subclass__(**kwargs)
         if "node_id" not in cls.__dict__:
             return  # an abstract helper base class
-        if not cls.description:
-            cls.description = inspect.cleandoc(cls.__doc__ or "")
-        if not cls.display_name:
+        # Read from the class's own dict: a subclass of another node declares its own text.
+        if not cls.__dict__.get("description"):
+            cls.description = inspect.cleandoc(cls.__dict__.get("__doc__") or "")
+        if not cls.__dict__.get("display_name"):
             cls.display_name = _title_from_id(cls.node_id, cls.comfy_core)
         _check_definition(cls)
 

@@ -9,13 +9,13 @@ from ..graph_runtime import Input, Node, Output, combo
 from ..graph_runtime import types as T
 from ..ops.image import check_image, to_bchw, to_bhwc
 from ..ops.resample import comfy_scale, keep_aspect
-from .image_io import LoadImageNode, file_fingerprint, input_path, load_image_file, path_problem, save_output, save_preview
+from .image_io import LoadImageNode, SaveImageNode, save_preview
 
 UPSCALE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "lanczos")
 CROP_METHODS = ("disabled", "center")
 
 
-class ComfyLoadImageNode(Node):
+class ComfyLoadImageNode(LoadImageNode):
     """ComfyUI's LoadImage: an image from the input folder, and its alpha as MASK (1 - alpha)."""
 
     node_id = "LoadImage"
@@ -27,20 +27,8 @@ class ComfyLoadImageNode(Node):
     inputs = (Input("image", T.STRING, default="example.png", tooltip=LoadImageNode.input("image").tooltip),)
     outputs = (Output(T.IMAGE, "IMAGE"), Output(T.MASK, "MASK"))
 
-    def run(self, ctx, image):
-        return load_image_file(input_path(ctx, image))
 
-    @classmethod
-    def fingerprint(cls, ctx, image=None, **_):
-        return file_fingerprint(ctx, image)
-
-    @classmethod
-    def check_inputs(cls, image=None, **_):
-        problem = path_problem(image) if image is not None else None
-        return [("image", problem)] if problem else []
-
-
-class ComfySaveImageNode(Node):
+class ComfySaveImageNode(SaveImageNode):
     """ComfyUI's SaveImage: PNGs in the output folder with the prompt and workflow embedded."""
 
     node_id = "SaveImage"
@@ -49,16 +37,6 @@ class ComfySaveImageNode(Node):
     comfy_core = True
     inputs = (Input("images", T.IMAGE, tooltip="The images to save."),
               Input("filename_prefix", T.STRING, default="ComfyUI", tooltip="The prefix for the file to save."))
-    outputs = ()
-    output_node = True
-
-    def run(self, ctx, images, filename_prefix):
-        return save_output(ctx, images, filename_prefix)
-
-    @classmethod
-    def check_inputs(cls, filename_prefix=None, **_):
-        problem = path_problem(filename_prefix) if filename_prefix is not None else None
-        return [("filename_prefix", problem)] if problem else []
 
 
 class ComfyPreviewImageNode(Node):
