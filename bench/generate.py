@@ -13,7 +13,6 @@ On one tiny Stable Diffusion pipeline (built here, saved, and loaded through the
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import resource
 import statistics
@@ -23,13 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if "imagetune" not in sys.modules:
-    spec = importlib.util.spec_from_file_location("imagetune", ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["imagetune"] = module
-    spec.loader.exec_module(module)
+from _pack import load_pack  # bench/ is on sys.path when a script here runs
+
+load_pack()
 
 import torch  # noqa: E402
 

@@ -6,23 +6,14 @@ Run: nice -n 10 .venv/bin/python bench/image_ops.py [--threads N] [--device cuda
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
 import time
-from pathlib import Path
+
+from _pack import load_pack  # bench/ is on sys.path when a script here runs
 
 import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_pack():
-    spec = importlib.util.spec_from_file_location("imagetune", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["imagetune"] = module
-    spec.loader.exec_module(module)
 
 
 def best_of(fn, repeats: int) -> float:

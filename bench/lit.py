@@ -8,24 +8,13 @@ process, is the locked image tower alone on the same image: the floor of any sco
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
-import sys
 import time
 from pathlib import Path
 
+from _pack import load_pack  # bench/ is on sys.path when a script here runs
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_pack():
-    """Import the pack as ``imagetune`` the way ComfyUI does (by file location)."""
-    if "imagetune" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("imagetune", ROOT / "__init__.py",
-                                                      submodule_search_locations=[str(ROOT)])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["imagetune"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["imagetune"]
 
 
 def median_ms(fn, repeats: int) -> float:

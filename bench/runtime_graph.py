@@ -5,19 +5,12 @@ Ratios are against N=200 measured in the same process.
 """
 from __future__ import annotations
 
-import importlib.util
 import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if "imagetune" not in sys.modules:
-    spec = importlib.util.spec_from_file_location("imagetune", ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["imagetune"] = module
-    spec.loader.exec_module(module)
+from _pack import load_pack  # bench/ is on sys.path when a script here runs
+
+load_pack()
 
 from imagetune.graph_runtime import ExecutionContext, Input, Node, NodeRegistry, Output, Runtime  # noqa: E402
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .context import ExecutionContext
-from .errors import (ExecutionInterrupted, GraphError, NodeExecutionError, NodeInputError,
+from .errors import (ExecutionInterrupted, NodeExecutionError, NodeInputError,
                      ValidationError)
 from .spec import Node
 from .validate import Plan, validate
