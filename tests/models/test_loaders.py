@@ -71,7 +71,7 @@ def test_a_pipelines_own_text_encoder_is_not_loaded_twice(ctx_for):
 @pytest.mark.parametrize("scheduler, cls", [
     ("DDIM", "DDIMScheduler"), ("Euler ancestral", "EulerAncestralDiscreteScheduler"),
     ("DPM++ 2M Karras", "DPMSolverMultistepScheduler"), ("UniPC", "UniPCMultistepScheduler"),
-    ("PNDM", "PNDMScheduler"),
+    ("PNDM", "PNDMScheduler"), ("LMS", "LMSDiscreteScheduler"),
 ])
 def test_scheduler_choice_keeps_the_schedule_and_leaves_the_cached_pipeline_alone(ctx_for, scheduler, cls):
     base = load_pipeline(ctx_for(), "tiny-sd")
