@@ -20,15 +20,6 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 Spec = shapes.ShapeSpec
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine two spinning threads run ~10x slower, not faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
     return ExecutionContext(device="cpu", output_dir=tmp_path_factory.mktemp("out"),

@@ -15,15 +15,6 @@ from imagetune.shapes import dataset as shapes
 IMAGE_SIZE = 64  # small inputs keep the locked tower cheap; the features still separate colour and shape
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine two spinning threads run ~10x slower, not faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def towers():
     return EfficientNetTower(IMAGE_SIZE), TextEncoder(resolve_source("minilm"))

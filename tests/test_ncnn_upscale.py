@@ -16,15 +16,6 @@ from imagetune.ops.ncnn import NcnnFormatError, load_ncnn, realesrgan_state_dict
 FOLDER = U.builtin_folder()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One thread: the CI machine's two cores are shared, and oversubscription costs more than it gains."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # ---- an independent ncnn interpreter: own .param/.bin parsing, ncnn op semantics in plain torch ----
 
 def read_graph(stem: str):

@@ -13,15 +13,6 @@ from imagetune.ops import neural_style as N
 from imagetune.ops.style import histogram_match, reinhard_transfer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One thread: the CI machine's two cores are shared, and oversubscription costs more than it gains."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def smooth_image(seed, b=1, h=20, w=28, lo=0.2, hi=0.8):
     g = torch.Generator().manual_seed(seed)
     base = torch.rand(b, 3, max(2, h // 5), max(2, w // 5), generator=g)
