@@ -97,8 +97,11 @@ def cmd_run(args) -> int:
     ctx.models_dirs = list(args.models_dir) + ctx.models_dirs
     previous = _install_sigint(ctx)
     try:
+        # --set changes the API prompt only: an embedded UI graph would show the old values, so
+        # saved PNGs then carry the prompt alone (ComfyUI opens that too).
+        ui_workflow = None if args.overrides else _ui_workflow(args.workflow)
         result = runtime.run(args.workflow, parse_overrides(args.overrides), ctx=ctx,
-                             progress=not args.no_progress, ui_workflow=_ui_workflow(args.workflow))
+                             progress=not args.no_progress, ui_workflow=ui_workflow)
     finally:
         signal.signal(signal.SIGINT, previous)
     saved = [img for ui in result.ui.values() for img in ui.get("images", [])]

@@ -127,7 +127,20 @@ class SinkNode(Node):
         return {"ui": {"values": [value]}, "result": ()}
 
 
-FAKES = (ConstNode, AddNode, OptionsNode, ImageNode, ImageSizeNode, StepsNode, FailNode, SinkNode)
+class PngInfoNode(Node):
+    """Report which workflow a save node would embed (an output node)."""
+
+    node_id = "ImageTuneTestPngInfo"
+    category = "ImageTune/test"
+    output_node = True
+    inputs = (Input("value", T.INT),)
+
+    def run(self, ctx, value):
+        CALLS.append(ctx.node_id)
+        return {"ui": {"embedded": [sorted((ctx.extra_pnginfo or {}).get("workflow", {}))]}, "result": ()}
+
+
+FAKES = (PngInfoNode, ConstNode, AddNode, OptionsNode, ImageNode, ImageSizeNode, StepsNode, FailNode, SinkNode)
 
 
 @pytest.fixture

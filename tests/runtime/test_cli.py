@@ -79,3 +79,24 @@ def test_override_coercion(kind, raw, value):
     from imagetune.graph_runtime.workflow import coerce_override
 
     assert coerce_override(kind, raw) == value
+
+
+UI = {"last_node_id": 2, "last_link_id": 1, "version": 0.4,
+      "nodes": [{"id": 1, "type": "ImageTuneTestConst", "mode": 0, "inputs": [],
+                 "outputs": [{"name": "value", "type": "INT", "links": [1]}], "widgets_values": [2]},
+                {"id": 2, "type": "ImageTuneTestPngInfo", "mode": 0,
+                 "inputs": [{"name": "value", "type": "INT", "link": 1}], "outputs": []}],
+      "links": [[1, 1, 0, 2, 0, "INT"]]}
+
+
+def test_ui_workflow_is_embedded_unless_overrides_change_the_prompt(use_fakes, tmp_path, capsys):
+    path = write(tmp_path, UI)
+    assert cli.main(["run", path, "--no-progress", "--json"]) == 0
+    assert use_fakes.run(UI, ui_workflow=UI).ui["2"] == {"embedded": [sorted(UI)]}
+    capsys.readouterr()
+    seen = []
+    original = use_fakes.execute
+    use_fakes.execute = lambda plan, ctx, progress=False: seen.append(ctx.extra_pnginfo) or original(plan, ctx, progress)
+    assert cli.main(["run", path, "--no-progress"]) == 0
+    assert cli.main(["run", path, "--no-progress", "--set", "1.value=5"]) == 0
+    assert seen[0] == {"workflow": UI} and seen[1] is None
