@@ -105,7 +105,7 @@ def comfy_class(cls: type[Node]) -> type:
         ctx = comfy_context(imagetune_unique_id, imagetune_prompt, imagetune_extra_pnginfo)
         for spec in cls.inputs:
             if spec.name not in kwargs:
-                kwargs[spec.name] = spec.default if spec.has_default else None
+                kwargs[spec.name] = spec.absent_value
         return cls().run(ctx, **kwargs)
 
     attrs = {

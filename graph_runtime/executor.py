@@ -188,10 +188,9 @@ class Runtime:
             return _split_return(cls, cls().run(node_ctx, **kwargs))
         except (ExecutionInterrupted, KeyboardInterrupt):
             raise
-        except NodeInputError as exc:
-            exc.node_id = node_id
-            raise NodeExecutionError(node_id, cls.node_id, exc, dict(result.outputs)) from exc
         except Exception as exc:
+            if isinstance(exc, NodeInputError):
+                exc.node_id = node_id
             raise NodeExecutionError(node_id, cls.node_id, exc, dict(result.outputs)) from exc
         finally:
             result.timings[node_id] = time.perf_counter() - start
@@ -207,7 +206,7 @@ def _gather_inputs(plan: Plan, node_id: str, outputs: dict[str, tuple]) -> dict[
             value = inputs[spec.name]
             kwargs[spec.name] = outputs[value[0]][value[1]] if is_link(value) else unwrap_literal(value)
         else:
-            kwargs[spec.name] = spec.default if spec.has_default else None
+            kwargs[spec.name] = spec.absent_value
     return kwargs
 
 

@@ -59,6 +59,11 @@ class Input:
         return self.default is not _MISSING
 
     @property
+    def absent_value(self) -> Any:
+        """What ``run`` receives when the workflow leaves this (optional) input out."""
+        return self.default if self.has_default else None
+
+    @property
     def has_control_widget(self) -> bool:
         """True when ComfyUI's front end adds a 'control after generate' widget after this one."""
         if self.control_after_generate is not None:

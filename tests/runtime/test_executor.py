@@ -124,7 +124,7 @@ def test_optional_input_absent_gets_default(runtime):
 
 
 def test_context_carries_device_and_node_id(fakes):
-    from imagetune.graph_runtime import Input, Node, NodeRegistry, Output, Runtime
+    from imagetune.graph_runtime import Node, NodeRegistry, Output, Runtime
 
     class DeviceNode(Node):
         """Report the device."""
@@ -150,7 +150,7 @@ def test_default_device_is_cuda_only_when_available():
 
 
 def test_wrong_return_shape_is_reported(fakes):
-    from imagetune.graph_runtime import Input, Node, NodeRegistry, Output, Runtime
+    from imagetune.graph_runtime import Node, NodeRegistry, Output, Runtime
 
     class BadNode(Node):
         """Return the wrong thing."""
@@ -186,7 +186,7 @@ def test_rerun_after_editing_the_same_dict_sees_the_edit(runtime, fakes):
 
 
 def test_fingerprint_change_reruns_the_node(fakes):
-    from imagetune.graph_runtime import Input, Node, NodeRegistry, Output, Runtime
+    from imagetune.graph_runtime import Node, NodeRegistry, Output, Runtime
 
     state = {"version": 1}
 

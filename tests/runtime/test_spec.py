@@ -5,7 +5,7 @@ import pytest
 
 from imagetune.graph_runtime import Input, Node, NodeDefinitionError, NodeRegistry, Output, combo
 from imagetune.graph_runtime import types as T
-from imagetune.graph_runtime.comfy_bridge import comfy_class, input_types, object_info
+from imagetune.graph_runtime.comfy_bridge import comfy_class, object_info
 
 
 def define(**attrs):
