@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .color import cielab_to_rgb, rgb_to_cielab
-from .resample import apply_along, taps_to_sparse
+from .banded import Block, apply_blocks, banded_blocks
 
 BOX_PASSES = 3
 
@@ -37,23 +37,33 @@ def _box_kernel(radius: float) -> torch.Tensor:
     return weights / (2 * radius + 1)
 
 
-@functools.lru_cache(maxsize=32)
-def blur_operator(size: int, sigma: float, device: str, dtype: torch.dtype) -> torch.Tensor:
-    """PIL's three box passes along one axis of ``size`` pixels, edges repeated, as one sparse [size, size] matrix."""
+def _box_pass(size: int, sigma: float) -> torch.Tensor:
+    """One of PIL's box passes along an axis of ``size`` pixels, edges repeated, as a sparse [size, size] matrix."""
     kernel = _box_kernel(box_radius(sigma))
     pad = kernel.numel() // 2
     index = (torch.arange(size)[:, None] + torch.arange(kernel.numel())[None, :] - pad).clamp(0, size - 1)
-    one_pass = taps_to_sparse(index, kernel.expand(size, -1), size).to_sparse_coo()
-    three = torch.sparse.mm(one_pass, torch.sparse.mm(one_pass, one_pass)).coalesce()
+    rows = torch.arange(size)[:, None].expand_as(index)
+    entries = torch.stack([rows.reshape(-1), index.reshape(-1)])
+    return torch.sparse_coo_tensor(entries, kernel.expand(size, -1).reshape(-1), (size, size),
+                                   check_invariants=True).coalesce()
+
+
+@functools.lru_cache(maxsize=32)
+def blur_operator(size: int, sigma: float, device: str, dtype: torch.dtype) -> tuple[Block, ...]:
+    """PIL's three box passes along one axis of ``size`` pixels combined into one banded operator."""
+    one = _box_pass(size, sigma)
     with warnings.catch_warnings():
+        # sparse x sparse goes through CSR internally, marked beta; the product itself is exact
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
-        return three.to(dtype).to_sparse_csr().to(device)
+        three = torch.sparse.mm(one, torch.sparse.mm(one, one)).coalesce()
+    rows, cols = three.indices()
+    return banded_blocks(rows, cols, three.values(), size, dtype, device)
 
 
 def gaussian_box_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     """PIL's GaussianBlur(sigma) on [B,C,H,W]: 3 extended box blurs per axis, edges repeated.
 
-    Each axis is one sparse matrix product (the three passes combined), so the cost per pixel
+    Each axis is one banded matrix product (the three passes combined), so the cost per pixel
     is the width of the combined kernel and it runs on the image's device.
     """
     if sigma <= 0:
@@ -62,7 +72,7 @@ def gaussian_box_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     device = str(image.device)
     out = image.to(compute)
     for dim in (3, 2):
-        out = apply_along(blur_operator(image.shape[dim], float(sigma), device, compute), out, dim)
+        out = apply_blocks(blur_operator(image.shape[dim], float(sigma), device, compute), out, dim)
     return out.contiguous().to(image.dtype)
 
 

@@ -1,17 +1,20 @@
 """Resizing [B,C,H,W] tensors on their own device, with PIL's filters (antialiased when shrinking).
 
-``resize`` reproduces ``PIL.Image.resize`` for BILINEAR, BICUBIC and LANCZOS on float images:
-each axis is one sparse matrix product with PIL's own coefficients (``Resample.c``
-precompute_coeffs), so it runs on a GPU tensor with no host round trip.
+``resize`` reproduces ``PIL.Image.resize`` for BILINEAR, BICUBIC and LANCZOS on float images.
+Bilinear and bicubic are torch's antialiased ``interpolate``, which computes PIL's coefficients
+(a = -0.5, same support and border renormalisation; equal to 1e-15) in a fused kernel. Lanczos,
+which torch lacks, is one banded matrix product per axis with PIL's own coefficients
+(``Resample.c`` precompute_coeffs, see ``ops/banded.py``). Both run on the tensor's device.
 """
 from __future__ import annotations
 
 import functools
 import math
-import warnings
 
 import torch
 import torch.nn.functional as F
+
+from .banded import Block, apply_blocks, banded_blocks
 
 PIL_FILTERS = ("bilinear", "bicubic", "lanczos")
 TORCH_MODES = ("nearest-exact", "bilinear", "area", "bicubic")
@@ -56,34 +59,19 @@ def resample_taps(size_in: int, size_out: int, method: str, device=None) -> tupl
     return x.clamp(max=size_in - 1).long(), weights
 
 
-def taps_to_sparse(index: torch.Tensor, weight: torch.Tensor, size_in: int) -> torch.Tensor:
-    """A CSR matrix [out, size_in] from taps (repeated indices are summed)."""
-    rows = torch.arange(index.shape[0], device=index.device)[:, None].expand_as(index)
-    coo = torch.sparse_coo_tensor(torch.stack([rows.reshape(-1), index.reshape(-1)]), weight.reshape(-1),
-                                  (index.shape[0], size_in), check_invariants=True)
-    with warnings.catch_warnings():
-        # CSR is marked beta; the sparse x dense product used here is stable on CPU and CUDA.
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
-        return coo.coalesce().to_sparse_csr()
-
-
 def resample_matrix(size_in: int, size_out: int, method: str, device=None) -> torch.Tensor:
     """Weights [size_out, size_in] (dense, float64) of PIL's separable filter ``method`` along one axis."""
-    return taps_to_sparse(*resample_taps(size_in, size_out, method, device), size_in).to_dense()
+    index, weight = resample_taps(size_in, size_out, method, device)
+    rows = torch.arange(size_out, device=index.device)[:, None].expand_as(index)
+    return torch.zeros(size_out, size_in, dtype=torch.float64, device=index.device).index_put_(
+        (rows, index), weight, accumulate=True)
 
 
 @functools.lru_cache(maxsize=32)
-def _resample_operator(size_in: int, size_out: int, method: str, device: str, dtype: torch.dtype) -> torch.Tensor:
-    index, weight = resample_taps(size_in, size_out, method, device)
-    return taps_to_sparse(index, weight.to(dtype), size_in)
-
-
-def apply_along(operator: torch.Tensor, image: torch.Tensor, dim: int) -> torch.Tensor:
-    """Multiply ``image`` by the sparse matrix ``operator`` [out, in] along ``dim`` (one sparse product)."""
-    moved = image.movedim(dim, 0)
-    flat = moved.reshape(moved.shape[0], -1)
-    out = torch.sparse.mm(operator, flat)
-    return out.reshape(operator.shape[0], *moved.shape[1:]).movedim(0, dim)
+def _resample_operator(size_in: int, size_out: int, method: str, device: str, dtype: torch.dtype) -> tuple[Block, ...]:
+    index, weight = resample_taps(size_in, size_out, method)
+    rows = torch.arange(size_out)[:, None].expand_as(index)
+    return banded_blocks(rows, index, weight, size_out, dtype, device)
 
 
 def resize(image: torch.Tensor, height: int, width: int, method: str = "lanczos") -> torch.Tensor:
@@ -91,7 +79,7 @@ def resize(image: torch.Tensor, height: int, width: int, method: str = "lanczos"
 
     ``method``: "bilinear", "bicubic" or "lanczos" (PIL's filters, antialiased when shrinking),
     or "nearest-exact" / "area" (torch's). Values may overshoot 0..1 with bicubic and lanczos,
-    as in PIL; callers clamp. Each axis is one sparse matrix product (a few taps per pixel).
+    as in PIL; callers clamp.
     """
     if height < 1 or width < 1:
         raise ValueError(f"resize: target size must be at least 1x1, got {width}x{height}")
@@ -103,13 +91,17 @@ def resize(image: torch.Tensor, height: int, width: int, method: str = "lanczos"
     if method not in _KERNELS:
         raise ValueError(f"resize: unknown method {method!r}; expected one of {PIL_FILTERS + ('nearest-exact', 'area')}")
     compute = torch.float64 if image.dtype == torch.float64 else torch.float32
+    if method != "lanczos":
+        # torch's antialiased kernels are PIL's bilinear/bicubic (also when enlarging, unlike antialias=False)
+        out = F.interpolate(image.to(compute), size=(height, width), mode=method, antialias=True, align_corners=False)
+        return out.to(image.dtype)
     device = str(image.device)
     out = image.to(compute)
     # Shrink first where possible, so the second product works on fewer pixels.
     order = ((2, h, height), (3, w, width)) if height * w <= h * width else ((3, w, width), (2, h, height))
     for dim, size_in, size_out in order:
         if size_in != size_out:
-            out = apply_along(_resample_operator(size_in, size_out, method, device, compute), out, dim)
+            out = apply_blocks(_resample_operator(size_in, size_out, method, device, compute), out, dim)
     return out.contiguous().to(image.dtype)
 
 

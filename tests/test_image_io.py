@@ -191,6 +191,17 @@ def test_resize_matches_pil(method, pil, size):
     assert np.abs(got - expected).max() < 1e-5
 
 
+@pytest.mark.parametrize("method,pil", [("lanczos", Image.LANCZOS), ("bicubic", Image.BICUBIC),
+                                        ("bilinear", Image.BILINEAR)])
+@pytest.mark.parametrize("size", [(300, 250), (61, 45), (131, 40)])
+def test_resize_matches_pil_across_many_blocks(method, pil, size):
+    """Sizes that cut each axis into many operator blocks (ops/banded.py), up and down, in float64."""
+    plane = np.random.default_rng(2).random((97, 131), dtype=np.float32)
+    expected = np.asarray(Image.fromarray(plane, "F").resize(size, pil))
+    got = resize(torch.from_numpy(plane).double()[None, None], size[1], size[0], method)[0, 0].numpy()
+    assert np.abs(got - expected).max() < 1e-5
+
+
 def test_comfy_core_names_match_comfyui():
     registry = default_registry()
     titles = {"LoadImage": "Load Image", "SaveImage": "Save Image", "PreviewImage": "Preview Image",
