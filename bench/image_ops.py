@@ -1,7 +1,11 @@
 """Image op speed on CPU: each op on a 512x512 batch of 4 as a ratio to its PIL/numpy baseline, same run.
 
-Also Real-ESRGAN compact x4 and x4plus in seconds per input megapixel.
-Run: nice -n 10 .venv/bin/python bench/image_ops.py [--threads N] [--device cuda]   (prints a Markdown table)
+Two ratios per op: against the library call alone on 8-bit images (PIL) or arrays (numpy), and
+against the same call as a node must make it, starting from and returning an IMAGE tensor
+(float [B,H,W,C] -> uint8 arrays -> PIL -> op -> float tensor), which is what a PIL-based
+ComfyUI node costs. Also Real-ESRGAN compact x4 and x4plus in seconds per input megapixel.
+Run: nice -n 10 .venv/bin/python bench/image_ops.py [--threads N] [--device cuda] [--only TEXT]
+(prints a Markdown table; CLAHE's baseline needs scikit-image: pip install -e ".[bench]")
 """
 from __future__ import annotations
 
@@ -46,6 +50,21 @@ def pictures(count=4, size=512):
     return [Image.fromarray(a) for a in arrays], arrays, tensor
 
 
+def pil_node(op, tensor: torch.Tensor):
+    """``op`` on PIL images as a node runs it: IMAGE tensor in, 8-bit PIL in between, IMAGE tensor out."""
+    def run():
+        arrays = tensor.permute(0, 2, 3, 1).mul(255).round().to(torch.uint8).cpu().numpy()
+        results = op([Image.fromarray(a) for a in arrays])
+        return torch.from_numpy(np.stack([np.asarray(r) for r in results]).astype(np.float32) / 255)
+    return run
+
+
+def skimage_clahe(arrays):
+    """scikit-image's CLAHE (the numpy implementation) on each 8-bit RGB array, 8x8 tiles."""
+    from skimage.exposure import equalize_adapthist
+    return [equalize_adapthist(a, kernel_size=(a.shape[0] // 8, a.shape[1] // 8), clip_limit=0.01) for a in arrays]
+
+
 def numpy_reinhard(content: np.ndarray, style: np.ndarray) -> np.ndarray:
     """The lαβ colour transfer in numpy (float64), per image."""
     m = np.array([[0.3811, 0.5783, 0.0402], [0.1967, 0.7244, 0.0782], [0.0241, 0.1288, 0.8444]])
@@ -71,6 +90,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu", help="where the ImageTune ops run (baselines stay on the CPU)")
+    parser.add_argument("--only", default="", help="run only the rows whose name contains this text")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     load_pack()
@@ -82,48 +102,65 @@ def main() -> None:
     style_arr = np.asarray(style_pil[0].rotate(90)).astype(np.float64)
     batch, style_batch = batch.to(args.device), style_batch.to(args.device)
     r = args.repeats
-    rows = [
+    continuous = enhance.gaussian_box_blur(batch, 0.7)  # off the 8-bit grid, as after any float op
+    continuous_arrays = [a.permute(1, 2, 0).double().cpu().numpy() for a in continuous]
+    pil_rows = [  # (name, ours, PIL op on a list of PIL images, label)
         ("unsharp mask r2 150% t3", lambda: enhance.unsharp_mask(batch, 2.0, 1.5, 3),
-         lambda: [p.filter(ImageFilter.UnsharpMask(2, 150, 3)) for p in pil], "PIL UnsharpMask"),
+         lambda ims: [p.filter(ImageFilter.UnsharpMask(2, 150, 3)) for p in ims], "PIL UnsharpMask"),
         ("brightness+contrast+saturation", lambda: enhance.adjust(batch, 1.1, 1.2, 0.9),
-         lambda: [ImageEnhance.Color(ImageEnhance.Contrast(ImageEnhance.Brightness(p).enhance(1.1)).enhance(1.2)).enhance(0.9) for p in pil],
+         lambda ims: [ImageEnhance.Color(ImageEnhance.Contrast(ImageEnhance.Brightness(p).enhance(1.1)).enhance(1.2)).enhance(0.9) for p in ims],
          "PIL ImageEnhance x3"),
+        ("auto-contrast cutoff 1%", lambda: enhance.auto_contrast(batch, 1.0),
+         lambda ims: [ImageOps.autocontrast(p, cutoff=1) for p in ims], "PIL autocontrast"),
+        ("denoise median 5x5", lambda: enhance.denoise(batch, "median", radius=2),
+         lambda ims: [p.filter(ImageFilter.MedianFilter(5)) for p in ims], "PIL MedianFilter(5)"),
+        ("denoise gaussian 5x5", lambda: enhance.denoise(batch, "gaussian", radius=2),
+         lambda ims: [p.filter(ImageFilter.GaussianBlur(5 / 3)) for p in ims], "PIL GaussianBlur"),
+        ("denoise bilateral 5x5", lambda: enhance.denoise(batch, "bilateral", 0.1, 2),
+         lambda ims: [p.filter(ImageFilter.MedianFilter(5)) for p in ims], "PIL MedianFilter(5) (no bilateral in PIL)"),
+        ("resize x2 lanczos", lambda: resample.resize(batch, 1024, 1024, "lanczos"),
+         lambda ims: [p.resize((1024, 1024), Image.LANCZOS) for p in ims], "PIL resize LANCZOS"),
+        ("resize x2 bicubic", lambda: resample.resize(batch, 1024, 1024, "bicubic"),
+         lambda ims: [p.resize((1024, 1024), Image.BICUBIC) for p in ims], "PIL resize BICUBIC"),
+        ("resize /2 lanczos", lambda: resample.resize(batch, 256, 256, "lanczos"),
+         lambda ims: [p.resize((256, 256), Image.LANCZOS) for p in ims], "PIL resize LANCZOS"),
+    ]
+    numpy_rows = [  # (name, ours, numpy baseline on arrays, label)
         ("gamma 2.2", lambda: enhance.adjust(batch, gamma=2.2),
          lambda: [np.power(a / 255.0, 1 / 2.2) for a in arrays], "numpy power"),
-        ("auto-contrast cutoff 1%", lambda: enhance.auto_contrast(batch, 1.0),
-         lambda: [ImageOps.autocontrast(p, cutoff=1) for p in pil], "PIL autocontrast"),
-        ("CLAHE 8x8 on CIELAB L", lambda: enhance.clahe(batch, 2.0, 8),
-         lambda: [ImageOps.equalize(p) for p in pil], "PIL equalize (global; no CLAHE in PIL)"),
-        ("denoise median 5x5", lambda: enhance.denoise(batch, "median", radius=2),
-         lambda: [p.filter(ImageFilter.MedianFilter(5)) for p in pil], "PIL MedianFilter(5)"),
-        ("denoise gaussian 5x5", lambda: enhance.denoise(batch, "gaussian", radius=2),
-         lambda: [p.filter(ImageFilter.GaussianBlur(5 / 3)) for p in pil], "PIL GaussianBlur"),
-        ("denoise bilateral 5x5", lambda: enhance.denoise(batch, "bilateral", 0.1, 2),
-         lambda: [p.filter(ImageFilter.MedianFilter(5)) for p in pil], "PIL MedianFilter(5) (no bilateral in PIL)"),
-        ("resize x2 lanczos", lambda: resample.resize(batch, 1024, 1024, "lanczos"),
-         lambda: [p.resize((1024, 1024), Image.LANCZOS) for p in pil], "PIL resize LANCZOS"),
-        ("resize x2 bicubic", lambda: resample.resize(batch, 1024, 1024, "bicubic"),
-         lambda: [p.resize((1024, 1024), Image.BICUBIC) for p in pil], "PIL resize BICUBIC"),
-        ("resize /2 lanczos", lambda: resample.resize(batch, 256, 256, "lanczos"),
-         lambda: [p.resize((256, 256), Image.LANCZOS) for p in pil], "PIL resize LANCZOS"),
+        ("CLAHE 8x8 (ours on CIELAB L)", lambda: enhance.clahe(batch, 2.0, 8),
+         lambda: skimage_clahe(arrays), "scikit-image equalize_adapthist (on HSV V)"),
         ("Reinhard lαβ transfer", lambda: style.reinhard_transfer(batch, style_batch),
          lambda: [numpy_reinhard(a.astype(np.float64), style_arr) for a in arrays], "numpy lαβ"),
-        ("histogram matching", lambda: style.histogram_match(batch, style_batch),
+        ("histogram matching, 8-bit values", lambda: style.histogram_match(batch, style_batch),
          lambda: [numpy_histogram_match(a, style_arr) for a in arrays], "numpy (skimage's algorithm)"),
+        ("histogram matching, float values", lambda: style.histogram_match(continuous, style_batch),
+         lambda: [numpy_histogram_match(a, style_arr) for a in continuous_arrays], "numpy (skimage's algorithm)"),
         ("fast neural style (ONNX)", lambda: neural_style.stylize_builtin(batch, neural_style.style_weights(3)),
          lambda: [neural_style.session("multistyle26").run(None, {"image": batch[i:i + 1].cpu().numpy(), "style_weights": neural_style.style_weights(3)}) for i in range(4)],
          "onnxruntime on numpy directly"),
     ]
     print(f"torch {torch.__version__}, {args.threads} threads, ops on {args.device}, batch of 4 x 512x512 RGB, best of {r}\n")
-    print("| op | ImageTune (s) | baseline (s) | ratio (ours / baseline) | baseline |")
-    print("|---|---:|---:|---:|---|")
+    print("| op | ImageTune (s) | baseline (s) | ratio | baseline as a node (s) | ratio | baseline |")
+    print("|---|---:|---:|---:|---:|---:|---|")
     with torch.inference_mode():
-        for name, ours, base, label in rows:
+        for name, ours, op, label in pil_rows:
+            if args.only and args.only not in name:
+                continue
+            t_ours = best_of(synced(ours, args.device), r)
+            t_base, t_node = best_of(lambda: op(pil), r), best_of(pil_node(op, batch), r)
+            print(f"| {name} | {t_ours:.3f} | {t_base:.3f} | {t_ours / t_base:.2f} | {t_node:.3f} | "
+                  f"{t_ours / t_node:.2f} | {label} |", flush=True)
+        for name, ours, base, label in numpy_rows:
+            if args.only and args.only not in name:
+                continue
             t_ours, t_base = best_of(synced(ours, args.device), r), best_of(base, r)
-            print(f"| {name} | {t_ours:.3f} | {t_base:.3f} | {t_ours / t_base:.2f} | {label} |", flush=True)
+            print(f"| {name} | {t_ours:.3f} | {t_base:.3f} | {t_ours / t_base:.2f} | | | {label} |", flush=True)
         print("\n| Real-ESRGAN (spandrel, fp32) | input | seconds | s per input megapixel | s per output megapixel |")
         print("|---|---|---:|---:|---:|")
         for name, size in (("RealESRGAN_animevideov3_x4 (compact)", 256), ("RealESRGAN_x4plus", 64)):
+            if args.only and args.only not in name:
+                continue
             model = U.load_builtin(name).to(args.device)
             x = torch.rand(1, 3, size, size, device=args.device)
             t = best_of(synced(lambda: model(x), args.device), 1)

@@ -1,5 +1,7 @@
 """Weight-free style transfer on [B,3,H,W] RGB in 0..1: colour statistics (Reinhard) and histogram matching.
 
+Histogram matching lives in ``ops/histogram_match.py`` and is re-exported here.
+
 Plus the finishing steps every style method shares: keeping the content's luminance or colour,
 and blending with the content by a strength.
 """
@@ -8,13 +10,7 @@ from __future__ import annotations
 import torch
 
 from .color import SPACES, rgb_to_ycbcr, ycbcr_to_rgb
-
-
-def per_image_style(style: torch.Tensor, batch: int) -> torch.Tensor:
-    """Broadcast a style batch of 1 to ``batch``; otherwise the sizes must match."""
-    if style.shape[0] not in (1, batch):
-        raise ValueError(f"style batch of {style.shape[0]} does not match the content batch of {batch} (use 1 or {batch})")
-    return style.expand(batch, *style.shape[1:]) if style.shape[0] == 1 else style
+from .histogram_match import histogram_match, per_image_style  # noqa: F401  (re-exported for the style node)
 
 
 def channel_stats(image: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,42 +33,6 @@ def reinhard_transfer(content: torch.Tensor, style: torch.Tensor, space: str = "
     s_mean, s_std = channel_stats(source)
     t_mean, t_std = channel_stats(target)
     return inverse((source - s_mean) * (t_std / s_std) + t_mean)
-
-
-def _quantiles(sorted_rows: torch.Tensor) -> torch.Tensor:
-    """For each sorted value, the fraction of its row that is <= it (ties share their group's end)."""
-    n = sorted_rows.shape[1]
-    position = torch.arange(1, n + 1, device=sorted_rows.device).expand_as(sorted_rows)
-    last_of_group = torch.ones_like(sorted_rows, dtype=torch.bool)
-    last_of_group[:, :-1] = sorted_rows[:, 1:] != sorted_rows[:, :-1]
-    # each value's group ends at the next group end to its right: a reversed running minimum
-    ends = torch.where(last_of_group, position, torch.full_like(position, n)).flip(1).cummin(1).values.flip(1)
-    return ends.to(sorted_rows.dtype) / n
-
-
-def _interp_rows(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
-    """numpy.interp row by row for [R,N] queries on [R,M] increasing (non-strictly) points."""
-    xp, x = xp.contiguous(), x.contiguous()
-    index = torch.searchsorted(xp, x).clamp(1, xp.shape[1] - 1)
-    x0, x1 = xp.gather(1, index - 1), xp.gather(1, index)
-    y0, y1 = fp.gather(1, index - 1), fp.gather(1, index)
-    t = ((x - x0) / (x1 - x0).clamp(min=1e-12)).clamp(0, 1)
-    return torch.where(x <= xp[:, :1], fp[:, :1], y0 + t * (y1 - y0))
-
-
-def histogram_match(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-    """Per-image, per-channel histogram matching of content [B,C,H,W] to style [1 or B,C,h,w].
-
-    skimage's ``match_histograms``: each content value goes to the style value at the same
-    quantile (interpolated), ties sharing one quantile; all channels at once with batched sorts.
-    """
-    style = per_image_style(style, content.shape[0])
-    rows = content.shape[0] * content.shape[1]
-    source = content.reshape(rows, -1)
-    s_sorted, order = source.sort(dim=1)
-    t_sorted = style.reshape(rows, -1).to(content.dtype).sort(dim=1).values
-    mapped = _interp_rows(_quantiles(s_sorted), _quantiles(t_sorted), t_sorted)
-    return torch.empty_like(source).scatter_(1, order, mapped).view_as(content)
 
 
 def keep_from_content(stylized: torch.Tensor, content: torch.Tensor, keep: str) -> torch.Tensor:
