@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .color import cielab_to_rgb, rgb_to_cielab
+from .image import luminance
 from .banded import Block, apply_blocks, banded_blocks
 
 BOX_PASSES = 3
@@ -87,35 +88,24 @@ def unsharp_mask(image: torch.Tensor, radius: float = 2.0, amount: float = 1.5, 
     return torch.addcmul(image, detail, passes, value=amount).clamp_(0, 1)
 
 
-def grey_level(image: torch.Tensor) -> torch.Tensor:
-    """[B,1,H,W] luma (ITU-R 601, as PIL's 'L'); grey input is returned as is."""
-    if image.shape[1] == 1:
-        return image
-    import kornia
-
-    return kornia.color.rgb_to_grayscale(image)
-
-
 def adjust(image: torch.Tensor, brightness: float = 1.0, contrast: float = 1.0, saturation: float = 1.0,
            gamma: float = 1.0) -> torch.Tensor:
     """PIL ImageEnhance-style factors (1 = unchanged), then ``gamma`` (output = input ** (1 / gamma)).
 
     brightness scales values; contrast blends with the mean grey level; saturation blends with
     each pixel's grey level (no effect on grey images). Clamped to 0..1 after each step, as PIL.
+    Each step is one or two passes over the image, writing into its own fresh tensor, never the input.
     """
-    import kornia
-
-    # Each step writes into its own fresh tensor (never the input), in place where possible.
     out = image.mul(brightness).clamp_(0, 1) if brightness != 1.0 else image
     if contrast != 1.0:
-        mean = grey_level(out).mean(dim=(1, 2, 3), keepdim=True)
+        # the mean grey level is the luma-weighted mean of the channel means: no grey image needed
+        means = out.mean(dim=(2, 3))
+        mean = luminance(means[..., None, None]) if out.shape[1] == 3 else means[..., None, None]
         out = torch.add(mean * (1.0 - contrast), out, alpha=contrast).clamp_(0, 1)
     if saturation != 1.0 and out.shape[1] == 3:
-        # kornia's adjust_saturation_with_gray_subtraction, without its extra copies
-        grey = kornia.color.rgb_to_grayscale(out)
-        out = torch.add(grey * (1.0 - saturation), out, alpha=saturation).clamp_(0, 1)
+        out = torch.add(luminance(out).mul_(1.0 - saturation), out, alpha=saturation).clamp_(0, 1)
     if gamma != 1.0:
-        out = kornia.enhance.adjust_gamma(out, 1.0 / gamma)
+        out = (image.clamp(0, 1) if out is image else out).pow_(1.0 / gamma)
     return out if out is not image else image.clone()
 
 

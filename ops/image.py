@@ -50,8 +50,9 @@ def as_rgb(colour: torch.Tensor) -> torch.Tensor:
 
 def luminance(rgb: torch.Tensor) -> torch.Tensor:
     """Rec. 601 luma of [B,3,H,W] in 0..1 -> [B,1,H,W] (what PIL's convert('L') computes)."""
-    weights = torch.tensor([0.299, 0.587, 0.114], device=rgb.device, dtype=rgb.dtype).view(1, 3, 1, 1)
-    return (rgb * weights).sum(1, keepdim=True)
+    weights = torch.tensor([0.299, 0.587, 0.114], device=rgb.device, dtype=rgb.dtype)
+    # one weighted pass over the channels (a matrix product), not three products and two sums
+    return torch.einsum("bchw,c->bhw", rgb, weights).unsqueeze(1)
 
 
 def pil_to_array(picture) -> np.ndarray:
