@@ -32,6 +32,20 @@ def test_run_with_override(use_fakes, fakes, tmp_path, capsys):
     assert use_fakes.run(WF, {"1.value": 9}).ui["2"] == {"values": [9]}
 
 
+def test_threads_option_sets_torchs_cpu_threads(use_fakes, tmp_path, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert cli.main(["run", write(tmp_path, WF), "--threads", "2", "--no-progress", "--out", str(tmp_path)]) == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(SystemExit):
+        cli.main(["run", write(tmp_path, WF), "--threads", "0"])
+    assert "at least 1" in capsys.readouterr().err
+
+
 def test_validate_exit_codes(use_fakes, tmp_path, capsys):
     assert cli.main(["validate", write(tmp_path, WF)]) == 0
     bad = dict(WF, **{"1": {"class_type": "ImageTuneTestConst", "inputs": {"value": 1000}}})
