@@ -121,6 +121,10 @@ def train_unet(latents: torch.Tensor, spec_index: torch.Tensor, states: torch.Te
     """Diffusion training on ``latents``; caption states drawn per sample from the spec's variants."""
     torch.manual_seed(args.seed + 1)
     unet = make_unet()
+    if args.unet_resume:
+        from diffusers import UNet2DConditionModel
+        unet = UNet2DConditionModel.from_pretrained(args.out / "unet")
+        unet.train()
     ema = copy.deepcopy(unet).requires_grad_(False)
     noise_sched = make_scheduler("ddpm")
     alphas = noise_sched.alphas_cumprod
@@ -187,6 +191,9 @@ def parse_args(argv=None):
                    help="decode posterior samples instead of means (how the shipped VAE's first 600 steps ran)")
     p.add_argument("--decoder-steps", type=int, default=0,
                    help="instead of training: fine-tune the decoder of the VAE in --out for this many steps")
+    p.add_argument("--unet-resume", action="store_true",
+                   help="keep training the pipeline in --out: its UNet (the saved EMA weights, fresh optimiser "
+                        "and schedule) on latents from its own VAE, which is saved back unchanged")
     p.add_argument("--steps", type=int, default=12000)
     p.add_argument("--minutes", type=float, default=float("inf"),
                    help="also stop the UNet stage (and end its LR decay) after this many minutes")
@@ -219,17 +226,22 @@ def main(argv=None) -> None:
         log(logfile, f"decoder fine-tuned in {(time.time() - began) / 60:.1f} min, saved to {args.out / 'vae'}")
         return
     vae = None
-    if (vae_path / "config.json").exists():
+    if args.unet_resume:
+        # The shipped VAE: its decoder was fine-tuned after the UNet stage, its encoder and scale were not.
+        from diffusers import AutoencoderKL
+        vae = AutoencoderKL.from_pretrained(args.out / "vae").eval()
+        log(logfile, f"resuming the pipeline in {args.out}")
+    elif (vae_path / "config.json").exists():
         from diffusers import AutoencoderKL
         vae = AutoencoderKL.from_pretrained(vae_path).eval()
         log(logfile, f"reusing the autoencoder in {vae_path}")
-    if vae is None or args.vae_resume:
+    if not args.unet_resume and (vae is None or args.vae_resume):
         vae = train_vae(pixels, args.vae_steps, args.vae_batch, args.seed, logfile, vae, args.vae_sample_latents)
         vae.save_pretrained(vae_path)
     if args.vae_only:
         return
     latents = encode_latents(vae, pixels)
-    scale = 1.0 / latents.std().item()
+    scale = vae.config.scaling_factor if args.unet_resume else 1.0 / latents.std().item()
     vae.register_to_config(scaling_factor=scale)
     log(logfile, f"latents {tuple(latents.shape)} mean {latents.mean():.3f} std {latents.std():.3f}")
     index = {spec: i for i, spec in enumerate(specs)}
