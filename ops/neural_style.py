@@ -5,8 +5,7 @@ Only the package's model files are read (its Python code is never imported):
   blend by weight; image [1,3,h,w] + weights [26] -> [1,3,h,w]; sides padded to a multiple of 4.
 - ``arbitrary_predict.onnx`` / ``arbitrary_transform.onnx``: Ghiasi et al.'s arbitrary style;
   a 256x256 NHWC style image -> 100-d style vector; a 384x384 NHWC content + vector -> stylized.
-onnxruntime runs them on the CPU (or CUDA where onnxruntime-gpu is installed), so tensors
-cross to the host and back once per image.
+ops/onnx_torch.py turns each file into a torch module, so they run on the image's own device and dtype.
 """
 from __future__ import annotations
 
@@ -14,7 +13,6 @@ import functools
 import importlib.util
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -35,22 +33,29 @@ def models_folder() -> Path:
 
 
 @functools.lru_cache(maxsize=6)
-def session(name: str, device: str = "cpu"):
-    """An onnxruntime session for one shipped model, cached per process and device."""
-    import onnxruntime as ort
+def model(name: str, device: str = "cpu", dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    """One shipped ONNX model as a torch module, cached per process, device and dtype."""
+    from .onnx_torch import OnnxModule
 
-    providers = ["CPUExecutionProvider"]
-    if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = max(1, torch.get_num_threads())
-    return ort.InferenceSession(str(models_folder() / f"{name}.onnx"), options, providers=providers)
+    return OnnxModule(models_folder() / f"{name}.onnx").to(device, dtype).eval()
 
 
-def style_weights(style: str | int) -> np.ndarray:
+def _dtype(like: torch.Tensor) -> torch.dtype:
+    """float64 input computes in float64; everything else in float32 (half is too coarse for instance norm)."""
+    return torch.float64 if like.dtype == torch.float64 else torch.float32
+
+
+def _run(name: str, like: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
+    """The model's first output for inputs moved to ``like``'s device and compute dtype."""
+    dtype = _dtype(like)
+    net = model(name, str(like.device), dtype)
+    return net(*(x.to(like.device, dtype) for x in inputs))[0]
+
+
+def style_weights(style: str | int) -> torch.Tensor:
     """A one-hot float32 weight vector [26] for a style name ("style 07") or index."""
     index = STYLE_NAMES.index(style) if isinstance(style, str) else int(style)
-    weights = np.zeros(NUM_STYLES, dtype=np.float32)
+    weights = torch.zeros(NUM_STYLES)
     weights[index] = 1.0
     return weights
 
@@ -69,16 +74,14 @@ def _pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(image, (0, pw, 0, ph), mode=mode)
 
 
-def stylize_builtin(images: torch.Tensor, weights: np.ndarray, device: str = "cpu") -> torch.Tensor:
-    """[B,3,H,W] RGB 0..1 -> the 26-style network's output with the given style weights, same shape/device."""
-    run = session("multistyle26", device)
-    outputs = []
-    for image in images:
-        h, w = image.shape[-2:]
-        padded = _pad_to_multiple(image[None].float(), 4).cpu().numpy()
-        out = run.run(None, {"image": np.ascontiguousarray(padded), "style_weights": weights})[0]
-        outputs.append(torch.from_numpy(out[:, :, :h, :w]))
-    return torch.cat(outputs).to(images.device, images.dtype)
+def stylize_builtin(images: torch.Tensor, weights: torch.Tensor, device: str | None = None) -> torch.Tensor:
+    """[B,3,H,W] RGB 0..1 -> the 26-style network's output with the given style weights, same shape/device/dtype.
+
+    The whole batch runs at once on the images' device (``device`` is kept for callers; unused).
+    """
+    h, w = images.shape[-2:]
+    out = _run("multistyle26", images, _pad_to_multiple(images.to(_dtype(images)), 4), torch.as_tensor(weights))
+    return out[..., :h, :w].to(images.dtype)
 
 
 def _centre_square(image: torch.Tensor) -> torch.Tensor:
@@ -88,28 +91,22 @@ def _centre_square(image: torch.Tensor) -> torch.Tensor:
     return image[..., top:top + side, left:left + side]
 
 
-def style_vector(style: torch.Tensor, device: str = "cpu") -> np.ndarray:
-    """One style image [1,3,H,W] RGB 0..1 -> its 100-d Ghiasi style vector [1,1,1,100]."""
-    square = resize(_centre_square(style.float()), STYLE_SIZE, STYLE_SIZE, "lanczos").clamp(0, 1)
-    nhwc = square.permute(0, 2, 3, 1).cpu().numpy()
-    run = session("arbitrary_predict", device)
-    return run.run(None, {run.get_inputs()[0].name: np.ascontiguousarray(nhwc)})[0]
+def style_vector(style: torch.Tensor, device: str | None = None) -> torch.Tensor:
+    """One style image [1,3,H,W] RGB 0..1 -> its 100-d Ghiasi style vector [1,1,1,100] on the image's device."""
+    square = resize(_centre_square(style.to(_dtype(style))), STYLE_SIZE, STYLE_SIZE, "lanczos").clamp(0, 1)
+    return _run("arbitrary_predict", style, square.permute(0, 2, 3, 1))
 
 
-def stylize_arbitrary(images: torch.Tensor, vectors: list[np.ndarray], device: str = "cpu") -> torch.Tensor:
+def stylize_arbitrary(images: torch.Tensor, vectors: list[torch.Tensor], device: str | None = None) -> torch.Tensor:
     """[B,3,H,W] RGB 0..1 with one style vector per image -> stylized [B,3,H,W] (computed at 384 px, resized back)."""
-    run = session("arbitrary_transform", device)
-    names = [i.name for i in run.get_inputs()]
     outputs = []
-    for image, vector in zip(images, vectors):
+    for image, vector in zip(images, vectors):  # the graph's reshapes fix the batch at 1
         h, w = image.shape[-2:]
         scale = ARBITRARY_SIZE / max(h, w)
         sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
-        small = resize(image[None].float(), sh, sw, "lanczos").clamp(0, 1)
+        small = resize(image[None].to(_dtype(images)), sh, sw, "lanczos").clamp(0, 1)
         mode = "reflect" if ARBITRARY_SIZE - sh < sh and ARBITRARY_SIZE - sw < sw else "replicate"
         small = F.pad(small, (0, ARBITRARY_SIZE - sw, 0, ARBITRARY_SIZE - sh), mode=mode)
-        nhwc = np.ascontiguousarray(small.permute(0, 2, 3, 1).cpu().numpy())
-        out = run.run(None, {names[0]: nhwc, names[1]: vector.astype(np.float32)})[0][:, :sh, :sw]
-        out = torch.from_numpy(out).permute(0, 3, 1, 2).to(images.device, torch.float32)
-        outputs.append(resize(out, h, w, "lanczos"))
+        out = _run("arbitrary_transform", images, small.permute(0, 2, 3, 1), torch.as_tensor(vector))
+        outputs.append(resize(out[:, :sh, :sw].permute(0, 3, 1, 2), h, w, "lanczos"))
     return torch.cat(outputs).to(images.dtype)

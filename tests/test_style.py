@@ -83,16 +83,172 @@ def test_histogram_matching_reproduces_target_cdf():
             assert torch.allclose(mapped.flatten().sort().values, style[0, c].flatten().sort().values, atol=1e-6)
 
 
-def test_builtin_neural_style_matches_direct_onnx_run(tmp_path):
+def ort_session(name, optimise=True):
+    """onnxruntime on the shipped model: the reference the torch conversion is compared with."""
     import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    if not optimise:  # run the graph node by node, as written (no fused int8 kernels)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(str(N.models_folder() / f"{name}.onnx"), options, providers=["CPUExecutionProvider"])
+
+
+def test_builtin_neural_style_matches_direct_onnx_run(tmp_path):
     image = smooth_image(6, b=2, h=24, w=32, lo=0.0, hi=1.0)
     out = run_node(tmp_path, image.permute(0, 2, 3, 1), NEURAL, style="style 07")
-    session = ort.InferenceSession(str(N.models_folder() / "multistyle26.onnx"), providers=["CPUExecutionProvider"])
+    session = ort_session("multistyle26")
     weights = np.eye(26, dtype=np.float32)[7]
     for b in range(2):
         ref = session.run(None, {"image": image[b:b + 1].numpy(), "style_weights": weights})[0]
         assert np.abs(out[b].permute(2, 0, 1).numpy() - np.clip(ref[0], 0, 1)).max() < 1e-5
     assert (out - image.permute(0, 2, 3, 1)).abs().mean() > 0.05
+
+
+@pytest.mark.parametrize("h,w", [(17, 23), (16, 16), (31, 9)])
+def test_multistyle26_in_torch_equals_onnxruntime_odd_sizes_and_batch(h, w):
+    image = smooth_image(h * w, b=2, h=h, w=w, lo=0.0, hi=1.0)
+    weights = torch.softmax(torch.rand(26, generator=torch.Generator().manual_seed(h)), 0)  # a blend of styles
+    out = N.stylize_builtin(image, weights)  # both images in one batch
+    assert out.shape == image.shape and out.dtype == torch.float32
+    session = ort_session("multistyle26")
+    for b in range(2):
+        padded = N._pad_to_multiple(image[b:b + 1], 4)  # the network needs sides a multiple of 4
+        ref = session.run(None, {"image": padded.numpy(), "style_weights": weights.numpy()})[0][..., :h, :w]
+        assert np.abs(out[b:b + 1].numpy() - ref).max() < 1e-4
+
+
+def all_intermediates(name, module, inputs):
+    """onnxruntime's value of every node output of the shipped graph (run as written, unoptimised)."""
+    import onnx
+    import onnxruntime as ort
+    graph = onnx.load(str(N.models_folder() / f"{name}.onnx"))
+    outputs = [out for step in module.steps for out in step[2]]
+    del graph.graph.output[:]
+    graph.graph.output.extend(onnx.helper.make_empty_tensor_value_info(out) for out in outputs)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    feeds = {i.name: x.numpy() for i, x in zip(session.get_inputs(), inputs)}
+    return dict(zip(outputs, session.run(None, feeds)))
+
+
+def check_int8_graph_node_by_node(name, inputs):
+    """Each converted node, fed onnxruntime's values of its inputs, reproduces onnxruntime's outputs.
+
+    End to end the two runs drift apart: a float summation-order difference at a rounding tie flips
+    one int8 value by one step, and instance norm spreads that over a whole channel. Fed the same
+    inputs, every node must agree: floats within float32 rounding, int8 values by at most one
+    step on a tiny fraction of ties.
+    """
+    module = N.model(name)
+    ref = all_intermediates(name, module, inputs)
+    constants = {name: getattr(module, buffer) for name, buffer in module.buffer_names.items()}
+    graph_inputs = dict(zip(module.input_names, inputs))
+    values = {**constants, **graph_inputs, **{k: torch.from_numpy(v) for k, v in ref.items()}}
+    flips = total = 0
+    with torch.inference_mode():
+        for step in module.steps:
+            for out, ours in zip(step[2], module.run_step(step, values)):
+                assert ours.shape == ref[out].shape and ours.numpy().dtype == ref[out].dtype, (step[0], out)
+                expected = ref[out].astype(np.float64)
+                mine = ours.numpy().astype(np.float64)
+                with np.errstate(invalid="ignore"):  # equal infinities (a zero variance) count as equal
+                    diff = np.where(mine == expected, 0.0, np.abs(mine - expected))
+                if step[0] == "QuantizeLinear":
+                    assert diff.max() <= 1, out
+                    flips, total = flips + (diff > 0).sum(), total + diff.size
+                else:
+                    scale = 1 + np.abs(expected[np.isfinite(expected)]).max(initial=0)
+                    assert diff.max() <= 1e-4 * scale, (step[0], out, diff.max())
+    assert flips / total < 1e-4
+    with torch.inference_mode():
+        final = module(*inputs)[0].numpy()
+    drift = np.abs(final - ref[module.output_names[0]])
+    assert np.median(drift) < 1e-6 and drift.mean() < 0.01  # the end-to-end drift stays small
+    return ref[module.output_names[0]]
+
+
+def test_arbitrary_predict_in_torch_matches_onnxruntime():
+    style = torch.rand(1, 256, 256, 3, generator=torch.Generator().manual_seed(3))
+    vector = check_int8_graph_node_by_node("arbitrary_predict", [style])
+    assert vector.shape == (1, 1, 1, 100) and np.abs(vector).mean() > 0.1
+
+
+def test_arbitrary_transform_in_torch_matches_onnxruntime():
+    content = smooth_image(4, h=384, w=384, lo=0.0, hi=1.0).permute(0, 2, 3, 1).contiguous()
+    vector = torch.randn(1, 1, 1, 100, generator=torch.Generator().manual_seed(4)) * 0.5
+    out = check_int8_graph_node_by_node("arbitrary_transform", [content, vector])
+    assert out.shape == (1, 384, 384, 3)
+
+
+def tiny_qdq_model(path):
+    """QuantizeLinear -> DequantizeLinear -> Conv (int8 per-channel weights) -> Clip, as the int8 graphs use."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    weights = np.array([[[[1, -2], [3, 4]]], [[[-5, 6], [7, -8]]]], dtype=np.int8)  # [2,1,2,2]
+    inits = [numpy_helper.from_array(np.array(0.5, np.float32), "s"), numpy_helper.from_array(np.array(3, np.int8), "z"),
+             numpy_helper.from_array(weights, "wq"), numpy_helper.from_array(np.array([0.25, 0.125], np.float32), "ws"),
+             numpy_helper.from_array(np.zeros(2, np.int8), "wz"), numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
+             numpy_helper.from_array(np.array(6.0, np.float32), "hi")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"], axis=0),
+             helper.make_node("Conv", ["xd", "w"], ["c"], pads=[1, 0, 0, 1]),
+             helper.make_node("Clip", ["c", "lo", "hi"], ["y"])]
+    graph = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_quantize_dequantize_semantics_match_onnxruntime_exactly(tmp_path):
+    import onnxruntime as ort
+    from imagetune.ops.onnx_torch import OnnxModule
+    path = tiny_qdq_model(tmp_path / "qdq.onnx")
+    # exact ties x/0.5 = k + 0.5 (round half to even), values that saturate at -128 and 127
+    x = torch.tensor([0.25, 0.75, 1.25, -0.25, -0.75, 2.2, -70.0, 70.0, 0.1, 1.0, 3.3, -1.1, 0.6, 5.0, -2.0, 9.9]).reshape(1, 1, 4, 4)
+    ours = OnnxModule(path)(x)[0]
+    ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
+    assert ours.shape == ref.shape == (1, 2, 4, 4)
+    assert np.abs(ours.numpy() - ref).max() < 1e-6 and ref.max() > 0
+
+
+def test_unknown_onnx_op_names_op_and_file(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+    from imagetune.ops.onnx_torch import OnnxModule
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Softmax", ["r"], ["y"], name="odd")],
+                              "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    onnx.save(helper.make_model(graph), str(tmp_path / "softmax.onnx"))
+    with pytest.raises(NotImplementedError, match=r"softmax\.onnx: ONNX op Softmax \(node 'odd'\) is not supported"):
+        OnnxModule(tmp_path / "softmax.onnx")
+
+
+def test_neural_style_follows_float64_input():
+    image = smooth_image(9, h=12, w=20, lo=0.0, hi=1.0)
+    out64 = N.stylize_builtin(image.double(), N.style_weights(4))
+    out32 = N.stylize_builtin(image, N.style_weights(4))
+    assert out64.dtype == torch.float64 and out64.device == image.device
+    assert (out64 - out32.double()).abs().max() < 1e-4
+    vector = N.style_vector(image.double())
+    assert vector.dtype == torch.float64 and vector.shape == (1, 1, 1, 100)
+    styled = N.stylize_arbitrary(image.double(), [vector])
+    assert styled.dtype == torch.float64 and styled.shape == image.shape
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_neural_style_stays_on_cuda():
+    image = smooth_image(10, b=2, h=20, w=28, lo=0.0, hi=1.0)
+    gpu = image.cuda()
+    out = N.stylize_builtin(gpu, N.style_weights(2))
+    assert out.device.type == "cuda" and out.shape == gpu.shape
+    assert (out.cpu() - N.stylize_builtin(image, N.style_weights(2))).abs().max() < 1e-3
+    vector = N.style_vector(gpu[:1])
+    assert vector.device.type == "cuda"
+    styled = N.stylize_arbitrary(gpu, [vector, vector])
+    assert styled.device.type == "cuda" and styled.shape == gpu.shape
 
 
 def test_strength_and_preserve_luminance(tmp_path):
