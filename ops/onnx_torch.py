@@ -184,11 +184,23 @@ OPS = {
     "ConstantOfShape": _constant_of_shape, "Constant": lambda *, value: value,
     "QuantizeLinear": _quantize, "DequantizeLinear": _dequantize,
 }
-# Inputs that carry shapes, axes, pads or scales: they must be constants and become Python values.
+# Inputs that carry shapes, axes, pads or scales: they must be constants and become Python values
+# (Pow's exponent too: with a Python 2.0, torch squares instead of running a generic pow).
 STATIC_INPUTS = {
     "Pad": (1, 2, 3), "Reshape": (1,), "Slice": (1, 2, 3, 4), "Unsqueeze": (1,), "ReduceSum": (1,),
-    "ReduceMean": (1,), "Resize": (1, 2, 3), "Clip": (1, 2), "ConstantOfShape": (0,),
+    "ReduceMean": (1,), "Resize": (1, 2, 3), "Clip": (1, 2), "ConstantOfShape": (0,), "Pow": (1,),
 }
+# Elementwise ops that may overwrite their first input when that value is read for the last time
+# (saves allocating and faulting in a fresh image-sized tensor per op on the CPU).
+IN_PLACE = {
+    "Add": lambda a, b: a.add_(b), "Sub": lambda a, b: a.sub_(b), "Mul": lambda a, b: a.mul_(b),
+    "Div": lambda a, b: a.div_(b), "Pow": lambda a, b: a.pow_(b), "Sqrt": lambda x: x.sqrt_(),
+    "Reciprocal": lambda x: x.reciprocal_(), "Relu": lambda x: x.relu_(), "Sigmoid": lambda x: x.sigmoid_(),
+    "Clip": lambda x, low=None, high=None: x.clamp_(low, high),
+}
+# Ops whose outputs never share memory with another value (views come from Reshape, Transpose, ...).
+FRESH_OUTPUTS = set(IN_PLACE) | {"Conv", "Pad", "ReduceMean", "ReduceSum", "GlobalAveragePool", "Concat",
+                                 "QuantizeLinear", "DequantizeLinear"}
 
 
 class OnnxModule(torch.nn.Module):
@@ -254,14 +266,18 @@ class OnnxModule(torch.nn.Module):
         for name, index in last.items():
             if name not in keep:
                 self.frees[index].append(name)
+        fresh = {out for op_type, _, outputs, _ in self.steps if op_type in FRESH_OUTPUTS for out in outputs}
+        self.in_place = [op_type in IN_PLACE and args[0][1] in fresh and args[0][1] in frees
+                         for (op_type, args, _, _), frees in zip(self.steps, self.frees)]
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if len(inputs) != len(self.input_names):
             raise ValueError(f"expected {len(self.input_names)} inputs ({', '.join(self.input_names)}), got {len(inputs)}")
         values = {name: getattr(self, buffer) for name, buffer in self.buffer_names.items()}
         values.update(zip(self.input_names, inputs))
-        for step, frees in zip(self.steps, self.frees):
-            values.update(zip(step[2], self.run_step(step, values)))
+        for step, frees, in_place in zip(self.steps, self.frees, self.in_place):
+            results = _call_in_place(step, values) if in_place else None
+            values.update(zip(step[2], results if results is not None else self.run_step(step, values)))
             for name in frees:
                 if name not in self.buffer_names:
                     values.pop(name, None)
@@ -272,6 +288,17 @@ class OnnxModule(torch.nn.Module):
         """One run-time node's outputs, its tensor inputs looked up by name in ``values``."""
         op_type, args, _, attrs = step
         return _call(op_type, [values[v] if k == "tensor" and v else v for k, v in args], attrs)
+
+
+def _call_in_place(step: tuple, values: dict) -> tuple | None:
+    """Run an elementwise step into its dying first input, or None where the result would not fit there."""
+    op_type, args, _, attrs = step
+    inputs = [values[v] if k == "tensor" and v else v for k, v in args]
+    first, others = inputs[0], [x for x in inputs[1:] if isinstance(x, torch.Tensor)]
+    if any(torch.broadcast_shapes(first.shape, x.shape) != first.shape or torch.result_type(first, x) != first.dtype
+           for x in others) or not first.is_floating_point():
+        return None
+    return (IN_PLACE[op_type](*inputs, **attrs),)
 
 
 def _call(op_type: str, args: list, attrs: dict) -> tuple:
