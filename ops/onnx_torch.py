@@ -198,9 +198,9 @@ IN_PLACE = {
     "Reciprocal": lambda x: x.reciprocal_(), "Relu": lambda x: x.relu_(), "Sigmoid": lambda x: x.sigmoid_(),
     "Clip": lambda x, low=None, high=None: x.clamp_(low, high),
 }
-# Ops whose outputs never share memory with another value (views come from Reshape, Transpose, ...).
-FRESH_OUTPUTS = set(IN_PLACE) | {"Conv", "Pad", "ReduceMean", "ReduceSum", "GlobalAveragePool", "Concat",
-                                 "QuantizeLinear", "DequantizeLinear"}
+# Ops whose outputs never share memory with another value (Reshape, Transpose, a float Cast, a
+# no-op Pad or Resize may hand back their input or a view of it, so they are not listed).
+FRESH_OUTPUTS = set(IN_PLACE) | {"Conv", "GlobalAveragePool", "Concat", "QuantizeLinear", "DequantizeLinear"}
 
 
 class OnnxModule(torch.nn.Module):

@@ -214,6 +214,34 @@ def test_quantize_dequantize_semantics_match_onnxruntime_exactly(tmp_path):
     assert np.abs(ours.numpy() - ref).max() < 1e-6 and ref.max() > 0
 
 
+def test_in_place_ops_never_overwrite_a_value_still_read_through_a_view(tmp_path):
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    from imagetune.ops.onnx_torch import OnnxModule
+    g = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(g.normal(size=(4, 2, 3, 3)).astype(np.float32), "w"),
+             numpy_helper.from_array(np.array([1, 4, 5, 5], np.int64), "flat"),
+             numpy_helper.from_array(np.array([1, 4, 1, 25], np.int64), "back"),
+             numpy_helper.from_array(np.array(0.5, np.float32), "half")]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]),  # fresh: its consumers may write into it
+             helper.make_node("Reshape", ["c", "back"], ["view"]),  # a view of c, still read below
+             helper.make_node("Relu", ["view"], ["r"]),  # must not overwrite c through the view
+             helper.make_node("Reshape", ["r", "flat"], ["r4"]),
+             helper.make_node("Sub", ["c", "r4"], ["d"]),  # c's last read: d may be written in place
+             helper.make_node("Mul", ["d", "half"], ["m"]), helper.make_node("Sigmoid", ["m"], ["y"])]
+    graph = helper.make_graph(nodes, "views", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 7, 7])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "views.onnx"))
+    x = torch.randn(1, 2, 7, 7, generator=torch.Generator().manual_seed(0))
+    module = OnnxModule(tmp_path / "views.onnx")
+    assert module.in_place == [False, False, False, False, True, True, True]
+    with torch.inference_mode():
+        ours = module(x)[0]
+    ref = ort.InferenceSession(str(tmp_path / "views.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
+    assert np.abs(ours.numpy() - ref).max() < 1e-6 and np.abs(ref - 0.5).max() > 0.1
+
+
 def test_unknown_onnx_op_names_op_and_file(tmp_path):
     import onnx
     from onnx import TensorProto, helper
