@@ -74,15 +74,22 @@ def _pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(image, (0, pw, 0, ph), mode=mode)
 
 
+# Images per network call: at most this many pixels (the network holds a few 32-channel float
+# copies of its input, ~0.5 KB a pixel), so a big batch does not multiply peak memory.
+BATCH_PIXELS = 1 << 22
+
+
 def stylize_builtin(images: torch.Tensor, weights: torch.Tensor, device: str | None = None) -> torch.Tensor:
     """[B,3,H,W] RGB 0..1 -> the 26-style network's output with the given style weights, same shape/device/dtype.
 
-    The whole batch runs at once on the images' device (``device`` is kept for callers; unused).
+    Runs on the images' device, several images per call (``device`` is kept for callers; unused).
     """
     h, w = images.shape[-2:]
     # channels-last runs the convolutions without layout conversions (1.4x faster end to end on one CPU thread)
     padded = _pad_to_multiple(images.to(_dtype(images)), 4).contiguous(memory_format=torch.channels_last)
-    out = _run("multistyle26", images, padded, torch.as_tensor(weights))
+    per_call = max(1, BATCH_PIXELS // (padded.shape[-2] * padded.shape[-1]))
+    weights = torch.as_tensor(weights)
+    out = torch.cat([_run("multistyle26", images, chunk, weights) for chunk in padded.split(per_call)])
     return out[..., :h, :w].to(images.dtype)
 
 
