@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 import threading
@@ -213,6 +214,9 @@ def cmd_nodes(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``imagetune`` command."""
     args = build_parser().parse_args(argv)
+    # Importing diffusers makes transformers warn that torchvision is missing for CLIP's image
+    # processor, which no ImageTune node uses; keep that out of every headless run's output.
+    logging.getLogger("transformers.utils.import_utils").setLevel(logging.ERROR)
     try:
         return args.func(args)
     except ValidationError as exc:
