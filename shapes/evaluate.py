@@ -55,13 +55,24 @@ def generate(pipe, text, prompts: list[str], seeds: list[int], steps: int = 20, 
     return np.concatenate(out)
 
 
-def score(images: np.ndarray, specs: list[ds.ShapeSpec]) -> dict[str, float]:
-    """Fraction of images whose shape, colour, background (and all three) the analyzer confirms."""
-    hits = [analyze(img).matches(spec) for img, spec in zip(images, specs)]
-    return {k: round(float(np.mean([h[k] for h in hits])), 4) for k in ("shape", "colour", "background", "all")}
+def score(images: np.ndarray, specs: list[ds.ShapeSpec], prompts: list[str] | None = None,
+          seeds: list[int] | None = None) -> dict:
+    """Fraction of images whose shape, colour, background (and all three) the analyzer confirms.
+
+    With ``prompts`` and ``seeds`` the result also lists each miss: prompt, seed and what the analyzer saw.
+    """
+    found = [analyze(img) for img in images]
+    hits = [f.matches(spec) for f, spec in zip(found, specs)]
+    result = {k: round(float(np.mean([h[k] for h in hits])), 4) for k in ("shape", "colour", "background", "all")}
+    if prompts is not None:
+        result["misses"] = [{"prompt": prompts[i], "seed": seeds[i],
+                             "seen": f"{found[i].colour} {found[i].shape} on {found[i].background}"}
+                            for i, h in enumerate(hits) if not h["all"]]
+    return result
 
 
-def evaluate_specs(pipe, text, specs, per: int, steps: int, cfg: float, template: str | None = None):
+def evaluate_specs(pipe, text, specs, per: int, steps: int, cfg: float, template: str | None = None,
+                   misses: bool = False):
     """Score ``per`` images of each spec (caption variant 0, or ``template`` formatted with its words)."""
     prompts, seeds, targets = [], [], []
     for spec in specs:
@@ -71,7 +82,8 @@ def evaluate_specs(pipe, text, specs, per: int, steps: int, cfg: float, template
             prompts.append(prompt)
             seeds.append(k)
             targets.append(spec)
-    return score(generate(pipe, text, prompts, seeds, steps, cfg), targets)
+    images = generate(pipe, text, prompts, seeds, steps, cfg)
+    return score(images, targets, prompts, seeds) if misses else score(images, targets)
 
 
 def paraphrase_specs(fixed: dict[str, str]) -> list[ds.ShapeSpec]:
@@ -89,7 +101,7 @@ def run(folder, per: int = 4, other_per: int = 2, steps: int = 20, cfg: float = 
     pipe, text = load_pipeline(folder), load_text_encoder()
     began = time.time()
     train = ds.training_specs()[::max(1, len(ds.training_specs()) // train_specs)][:train_specs]
-    report = {"held_out": evaluate_specs(pipe, text, ds.held_out_specs(), per, steps, cfg),
+    report = {"held_out": evaluate_specs(pipe, text, ds.held_out_specs(), per, steps, cfg, misses=True),
               "training": evaluate_specs(pipe, text, train, other_per, steps, cfg), "paraphrases": {}}
     for template, fixed in PARAPHRASES:
         report["paraphrases"][template] = evaluate_specs(pipe, text, paraphrase_specs(fixed), other_per, steps,
