@@ -40,14 +40,17 @@ def find_vgg(ctx, name: str):
 def stylize(ctx, method, content, style, style_name, colour_space, vgg_file, steps, style_weight):
     """Run one method on content [B,3,H,W] (style [1 or B,3,h,w] or None) -> [B,3,H,W], not clamped."""
     if method == NEURAL:
-        return stylize_builtin(content, style_weights(style_name), ctx.device)
+        # the network runs on the run's device (a GPU when there is one), like the upscaler
+        return stylize_builtin(content.to(ctx.torch_device), style_weights(style_name)).to(content.device)
     if style is None:
         raise NodeInputError("style_image", f"the method {method!r} needs a style image: link one")
     matched = per_image_style(style, content.shape[0])  # also checks that the batch sizes fit
     if method == NEURAL_IMAGE:
         # one style vector per distinct style image (a single style image is encoded once)
-        vectors = [style_vector(style[i:i + 1], ctx.device) for i in range(style.shape[0])]
-        return stylize_arbitrary(content, vectors * content.shape[0] if len(vectors) == 1 else vectors, ctx.device)
+        device = ctx.torch_device
+        vectors = [style_vector(style[i:i + 1].to(device)) for i in range(style.shape[0])]
+        vectors = vectors * content.shape[0] if len(vectors) == 1 else vectors
+        return stylize_arbitrary(content.to(device), vectors).to(content.device)
     style = matched
     if method == REINHARD:
         return reinhard_transfer(content, style, COLOUR_SPACES[colour_space])
