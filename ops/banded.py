@@ -50,10 +50,21 @@ def banded_blocks(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, 
 
 def apply_blocks(blocks: tuple[Block, ...], image: torch.Tensor, dim: int) -> torch.Tensor:
     """Multiply ``image`` along ``dim`` (the last or second-to-last) by the blocked operator."""
-    if dim in (-1, image.dim() - 1):
-        parts = [image[..., b.in_start:b.in_start + b.weight.shape[1]] @ b.weight.T for b in blocks]
-        return torch.cat(parts, -1)
-    if dim in (-2, image.dim() - 2):
-        parts = [b.weight @ image[..., b.in_start:b.in_start + b.weight.shape[1], :] for b in blocks]
-        return torch.cat(parts, -2)
-    raise ValueError(f"apply_blocks works along the last two dimensions, got dim={dim}")
+    last = dim in (-1, image.dim() - 1)
+    if not last and dim not in (-2, image.dim() - 2):
+        raise ValueError(f"apply_blocks works along the last two dimensions, got dim={dim}")
+    if image.requires_grad:  # autograd cannot record products written with out=: concatenate instead
+        return torch.cat([_block_product(b, image, last) for b in blocks], -1 if last else -2)
+    size = blocks[-1].out_stop
+    out = image.new_empty((*image.shape[:-1], size) if last else (*image.shape[:-2], size, image.shape[-1]))
+    for b in blocks:  # each block's product goes straight into its rows: no concatenation copy
+        _block_product(b, image, last, out[..., b.out_start:b.out_stop] if last else out[..., b.out_start:b.out_stop, :])
+    return out
+
+
+def _block_product(block: Block, image: torch.Tensor, last: bool, out: torch.Tensor | None = None) -> torch.Tensor:
+    """One block's output rows (into ``out`` when given) along the last (``last``) or second-to-last axis."""
+    cols = slice(block.in_start, block.in_start + block.weight.shape[1])
+    if last:
+        return torch.matmul(image[..., cols], block.weight.T, out=out)
+    return torch.matmul(block.weight, image[..., cols, :], out=out)

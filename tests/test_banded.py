@@ -30,6 +30,16 @@ def test_blocks_equal_the_dense_product(size_out, size_in):
     assert torch.allclose(apply_blocks(blocks, image, 3), image @ matrix.T, atol=1e-12)
 
 
+def test_gradients_flow_through_the_operator():
+    matrix = random_banded(40, 30, 2, seed=1)
+    rows, cols = matrix.nonzero(as_tuple=True)
+    blocks = banded_blocks(rows, cols, matrix[rows, cols], 40, torch.float64, "cpu")
+    image = torch.rand(1, 1, 30, 30, dtype=torch.float64, requires_grad=True)
+    apply_blocks(blocks, apply_blocks(blocks, image, 3), 2).sum().backward()
+    expected = (matrix.sum(0)[:, None] * matrix.sum(0)[None, :])[None, None]
+    assert torch.allclose(image.grad, expected)
+
+
 def test_repeated_entries_are_summed():
     blocks = banded_blocks(torch.tensor([0, 0, 1]), torch.tensor([1, 1, 0]), torch.tensor([0.25, 0.5, 2.0]),
                            2, torch.float64, "cpu")
