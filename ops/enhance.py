@@ -14,9 +14,9 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from .banded import Block, apply_blocks, banded_blocks
 from .color import cielab_to_rgb, rgb_to_cielab
 from .image import luminance
-from .banded import Block, apply_blocks, banded_blocks
 
 BOX_PASSES = 3
 

@@ -59,16 +59,9 @@ def resample_taps(size_in: int, size_out: int, method: str, device=None) -> tupl
     return x.clamp(max=size_in - 1).long(), weights
 
 
-def resample_matrix(size_in: int, size_out: int, method: str, device=None) -> torch.Tensor:
-    """Weights [size_out, size_in] (dense, float64) of PIL's separable filter ``method`` along one axis."""
-    index, weight = resample_taps(size_in, size_out, method, device)
-    rows = torch.arange(size_out, device=index.device)[:, None].expand_as(index)
-    return torch.zeros(size_out, size_in, dtype=torch.float64, device=index.device).index_put_(
-        (rows, index), weight, accumulate=True)
-
-
 @functools.lru_cache(maxsize=32)
 def _resample_operator(size_in: int, size_out: int, method: str, device: str, dtype: torch.dtype) -> tuple[Block, ...]:
+    """PIL's filter ``method`` from ``size_in`` to ``size_out`` pixels as a cached banded operator."""
     index, weight = resample_taps(size_in, size_out, method)
     rows = torch.arange(size_out)[:, None].expand_as(index)
     return banded_blocks(rows, index, weight, size_out, dtype, device)
