@@ -59,19 +59,20 @@ def static_key(plan: Plan, node_id: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def node_key(plan: Plan, node_id: str, keys: dict[str, str], ctx: ExecutionContext) -> str:
+def node_key(plan: Plan, node_id: str, keys: dict[str, str], ctx: ExecutionContext,
+             outputs: dict[str, tuple]) -> str:
     """Digest of a node's static key, its parents' keys and its outside-world fingerprint.
 
     Costs O(1) per node for a bounded number of inputs: parents contribute their digest, not
-    their ancestry.
+    their ancestry. The fingerprint sees every input's value, linked ones from ``outputs`` (the
+    parents ran first), so a file name fed by a primitive still tracks the file it names.
     """
     cls = plan.classes[node_id]
     inputs = plan.workflow[node_id].get("inputs", {})
     parts = [plan.static_keys[node_id]]
     parts += [f"{name}={keys[value[0]]}" for name, value in sorted(inputs.items()) if is_link(value)]
     if cls.fingerprint.__func__ is not Node.fingerprint.__func__:
-        literals = {k: unwrap_literal(v) for k, v in inputs.items() if not is_link(v)}
-        parts.append(repr(cls.fingerprint(ctx, **literals)))
+        parts.append(repr(cls.fingerprint(ctx, **_gather_inputs(plan, node_id, outputs))))
     if cls.output_node:
         parts.append(str(ctx.output_dir))
     return hashlib.blake2b("|".join(parts).encode(), digest_size=16).hexdigest()
@@ -150,7 +151,7 @@ class Runtime:
             with torch.inference_mode():
                 for node_id in plan.order:
                     ctx.check_interrupt()
-                    keys[node_id] = key = node_key(plan, node_id, keys, ctx)
+                    keys[node_id] = key = node_key(plan, node_id, keys, ctx, result.outputs)
                     if bar is not None:
                         bar.start(node_id, plan.classes[node_id].node_id)
                     hit = self.cache.entries.get(key)

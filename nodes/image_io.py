@@ -69,6 +69,8 @@ def path_problem(name) -> str | None:
 
 def file_fingerprint(ctx, name) -> object:
     """(mtime_ns, size) of the named input file, so an edited file busts the cache."""
+    if not isinstance(name, str):  # ComfyUI's IS_CHANGED leaves out a linked file name
+        return None
     try:
         stat = input_path(ctx, name).stat()
     except (NodeInputError, OSError) as exc:
