@@ -207,7 +207,10 @@ class OnnxModule(torch.nn.Module):
     """An ONNX graph as a torch module: ``module(*inputs) -> tuple of outputs``; move it with ``.to(device, dtype)``."""
 
     def __init__(self, path: str | Path):
-        import onnx
+        try:
+            import onnx
+        except ImportError:  # e.g. a ComfyUI install that skipped the pack's requirements.txt
+            raise ModuleNotFoundError(f"reading {Path(path).name} needs the 'onnx' package: pip install onnx") from None
 
         super().__init__()
         path = Path(path)

@@ -401,3 +401,12 @@ def test_vgg_optimisation_moves_towards_the_style(tmp_path, method, measure):
                                   steps=25, style_weight=1.0)[0].permute(0, 3, 1, 2)
     assert steps == list(range(1, 26))
     assert measure(state, out, style) < 0.5 * measure(state, content, style)
+
+
+def test_missing_onnx_package_is_a_clear_error(monkeypatch):
+    import sys
+
+    from imagetune.ops.onnx_torch import OnnxModule
+    monkeypatch.setitem(sys.modules, "onnx", None)  # what an environment without the package looks like
+    with pytest.raises(ModuleNotFoundError, match="needs the 'onnx' package: pip install onnx"):
+        OnnxModule(N.models_folder() / "multistyle26.onnx")
