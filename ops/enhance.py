@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .banded import Block, apply_blocks, banded_blocks
 from .color import cielab_to_rgb, rgb_to_cielab
-from .image import luminance
+from .image import luminance, row_histograms
 
 BOX_PASSES = 3
 
@@ -117,11 +117,9 @@ def auto_contrast(image: torch.Tensor, cutoff: float = 0.0) -> torch.Tensor:
     b, c = image.shape[:2]
     flat = image.reshape(b * c, -1).float()
     if cutoff > 0:
-        bins, rows = 256, flat.shape[0]
-        # bin = round(255 x), offset per row so one bincount serves every channel (in-place: fewer passes)
-        offsets = torch.arange(rows, device=flat.device, dtype=flat.dtype)[:, None] * bins + 0.5
-        index = flat.mul(bins - 1).clamp_(0, bins - 1).add_(offsets).int()
-        cdf = torch.bincount(index.reshape(-1), minlength=rows * bins).view(rows, bins).cumsum(1)
+        bins = 256
+        levels = flat.mul(bins - 1).clamp_(0, bins - 1).add_(0.5).int()  # round(255 x), in place; int32 is enough
+        cdf = row_histograms(levels, bins).cumsum(1)
         cut = flat.shape[1] * cutoff / 100.0
         lo = (cdf > cut).float().argmax(1, keepdim=True).to(flat.dtype) / (bins - 1)
         hi = (cdf >= flat.shape[1] - cut).float().argmax(1, keepdim=True).to(flat.dtype) / (bins - 1)

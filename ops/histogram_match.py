@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .image import row_histograms
+
 
 def per_image_style(style: torch.Tensor, batch: int) -> torch.Tensor:
     """Broadcast a style batch of 1 to ``batch``; otherwise the sizes must match."""
@@ -108,9 +110,8 @@ def _eight_bit_levels(rows: torch.Tensor) -> torch.Tensor | None:
 
 def _match_counted(levels: torch.Tensor, t_quantiles: torch.Tensor, t_sorted: torch.Tensor) -> torch.Tensor:
     """Histogram matching of [R,N] 8-bit levels: a 256-entry lookup table per row from the counted CDF."""
-    rows, n = levels.shape
-    offsets = torch.arange(rows, device=levels.device)[:, None] * 256
-    counts = torch.bincount((levels + offsets).view(-1), minlength=rows * 256).view(rows, 256)
+    n = levels.shape[1]
+    counts = row_histograms(levels, 256)
     # a level's quantile is the fraction of its row at or below it, as for the sorted path's tie groups
     quantiles = counts.cumsum(1).to(t_sorted.dtype) / n
     table = _interp_rows(quantiles, t_quantiles, t_sorted)

@@ -55,6 +55,13 @@ def luminance(rgb: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bchw,c->bhw", rgb, weights).unsqueeze(1)
 
 
+def row_histograms(levels: torch.Tensor, bins: int = 256) -> torch.Tensor:
+    """Counts [R, bins] of the integer levels 0..bins-1 in each row of [R, N]: one bincount for all rows."""
+    rows = levels.shape[0]
+    offsets = torch.arange(rows, device=levels.device, dtype=levels.dtype)[:, None] * bins  # own bins per row
+    return torch.bincount((levels + offsets).reshape(-1), minlength=rows * bins).view(rows, bins)
+
+
 def pil_to_array(picture) -> np.ndarray:
     """A PIL image -> float32 array [H,W,C] in 0..1 (C = 3, or 4 with alpha); 16-bit kept exact."""
     mode = picture.mode
