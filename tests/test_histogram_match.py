@@ -19,6 +19,31 @@ def eight_bit(*shape, seed: int) -> torch.Tensor:
     return torch.from_numpy(levels.numpy().astype(np.float32) / 255.0)
 
 
+def test_histogram_matching_reproduces_target_cdf():
+    g = torch.Generator().manual_seed(5)
+    content = (torch.rand(2, 3, 13, 17, generator=g) * 255).round() / 255  # 8-bit: many ties
+    style = torch.rand(1, 3, 13, 17, generator=g) ** 2
+    out = histogram_match(content, style)
+    for b in range(2):
+        for c in range(3):
+            ref = numpy_match(content[b, c].numpy(), style[0, c].numpy())
+            assert np.allclose(out[b, c].numpy(), ref, atol=1e-6)
+            # same-size images with distinct values: sorted output equals sorted target
+            distinct = torch.rand(13, 17, generator=g)
+            mapped = histogram_match(distinct[None, None], style[:, c:c + 1])
+            assert torch.allclose(mapped.flatten().sort().values, style[0, c].flatten().sort().values, atol=1e-6)
+
+
+def ort_session(name, optimise=True):
+    """onnxruntime on the shipped model: the reference the torch conversion is compared with."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    if not optimise:  # run the graph node by node, as written (no fused int8 kernels)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(str(N.models_folder() / f"{name}.onnx"), options, providers=["CPUExecutionProvider"])
+
+
 def test_counting_path_is_taken_only_for_8_bit_values():
     image = eight_bit(2, 3, 9, 7, seed=0)
     assert torch.equal(_eight_bit_levels(image.reshape(6, -1)), (image * 255).round().long().reshape(6, -1))
