@@ -8,11 +8,13 @@ from .errors import (ExecutionInterrupted, GraphError, NodeDefinitionError, Node
 from .executor import RunResult, Runtime, run
 from .registry import NodeRegistry
 from .spec import Input, Node, Output, combo
+from .sweep import SweepValidationError, sweep
 from .validate import validate
 from .workflow import load_workflow
 
 __all__ = [
     "ExecutionContext", "ExecutionInterrupted", "GraphError", "Input", "Node", "NodeDefinitionError",
     "NodeExecutionError", "NodeInputError", "NodeRegistry", "Output", "RunResult", "Runtime",
-    "ValidationError", "WorkflowFormatError", "combo", "load_workflow", "run", "validate",
+    "SweepValidationError", "ValidationError", "WorkflowFormatError", "combo", "load_workflow", "run",
+    "sweep", "validate",
 ]

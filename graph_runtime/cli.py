@@ -71,6 +71,15 @@ def _add_lit_tune(sub) -> None:
 _EXTENSIONS.append(_add_lit_tune)
 
 
+def _add_sweep(sub) -> None:
+    from .sweep_cli import add_parser
+
+    add_parser(sub)
+
+
+_EXTENSIONS.append(_add_sweep)
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:

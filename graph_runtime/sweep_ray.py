@@ -1,0 +1,133 @@
+"""The Ray sweep backend: one actor per GPU (or CPU actors), each keeping its own runtime.
+
+Ray does the distributed work: placement (``num_gpus=1`` gives each actor its own
+CUDA_VISIBLE_DEVICES), handing jobs to actors as they free up (``ActorPool``), restarting an
+actor that dies and retrying its job (``max_restarts``, ``max_task_retries``), and carrying
+results back. Actors write a job's files into a temp folder of their own machine and return the
+bytes; the sweep's process writes them into ``--out``, so no shared filesystem is needed and
+``--out`` has one writer.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from .errors import GraphError
+from .paths import resolve_inside
+from .sweep_manifest import OutputFolder
+from .sweep_worker import JobRunner, WorkerSettings
+
+INSTALL_HINT = "pip install 'imagetune-nodes[ray]'"
+
+
+def import_ray():
+    """Ray, or a clear error naming the install command."""
+    try:
+        import ray
+    except ImportError:
+        raise GraphError(f"--ray needs Ray, which is not installed here: {INSTALL_HINT}") from None
+    return ray
+
+
+class RayJobRunner:
+    """The body of a sweep actor: a JobRunner whose results carry the files' bytes."""
+
+    def __init__(self, workflow: dict, settings: WorkerSettings):
+        self.runner = JobRunner(workflow, settings)
+
+    def run(self, index: int, overrides: dict) -> tuple[dict, dict[str, bytes]]:
+        """Run one job; return its row and ``{relative path: bytes}`` of its outputs."""
+        folder = Path(tempfile.mkdtemp(prefix=f"imagetune-job-{index}-"))
+        try:
+            row = self.runner.run(index, overrides, folder)
+            files = {name: (folder / name).read_bytes() for name in row["outputs"]}
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return row, files
+
+
+def connect(ray, address: str | None) -> bool:
+    """Join the cluster at ``address`` (or $RAY_ADDRESS), else start a local one; True if started here."""
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        ray.init(address=address)
+    else:
+        ray.init(address="local", include_dashboard=False)
+    return True
+
+
+def actor_plan(resources: dict, workers: int | None, threads: int | None) -> tuple[int, dict]:
+    """How many actors and what each asks for: one per GPU where there are GPUs, else CPU actors."""
+    gpus = int(resources.get("GPU", 0))
+    if gpus:
+        count = min(workers, gpus) if workers else gpus
+        return count, {"num_gpus": 1, "num_cpus": threads or 1}
+    per_actor = threads or 1
+    count = workers or max(1, int(resources.get("CPU", 1)) // per_actor)
+    return count, {"num_cpus": per_actor}
+
+
+def run_on_ray(workflow: dict, settings: WorkerSettings, folder: OutputFolder, jobs: list[tuple[int, dict]],
+               *, address: str | None, workers: int | None, retries: int, stop) -> Iterator[dict]:
+    """Run the jobs on Ray actors, yielding each job's row as its result arrives."""
+    ray = import_ray()
+    from ray.exceptions import RayError
+    from ray.util.actor_pool import ActorPool
+
+    started_here = connect(ray, address)
+    actors = []
+    try:
+        count, options = actor_plan(ray.cluster_resources(), workers, settings.threads)
+        settings = WorkerSettings(**{**settings.__dict__, "threads": options["num_cpus"]})
+        actor_class = ray.remote(RayJobRunner).options(max_restarts=-1, max_task_retries=retries, **options)
+        actors = [actor_class.remote(workflow, settings) for _ in range(count)]
+        pool = ActorPool(actors)
+        waiting = list(reversed(jobs))
+        in_flight: dict[int, dict] = {}
+
+        def submit_next() -> None:
+            if waiting and not stop.is_set():
+                index, overrides = waiting.pop()
+                in_flight[index] = overrides
+                pool.submit(lambda actor, job: actor.run.remote(*job), (index, overrides))
+
+        for _ in range(count):
+            submit_next()
+        lost = []
+        while pool.has_next():
+            try:
+                row, files = pool.get_next_unordered()
+            except RayError as exc:  # the actor died more often than --retries allows
+                lost.append(exc)
+                submit_next()
+                continue
+            in_flight.pop(row["job"], None)
+            _write_files(folder, row["job"], files)
+            yield row
+            submit_next()
+        # ActorPool does not say which job an error belongs to: they are the ones never answered.
+        for index, overrides in sorted(in_flight.items()):
+            reason = str(lost[0]).splitlines()[0] if lost else "no result came back"
+            yield {"job": index, "overrides": overrides, "status": "failed", "outputs": [], "seconds": 0.0,
+                   "error": f"its Ray actor died (retried {retries} times): {reason}"}
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+        if started_here:
+            ray.shutdown()
+
+
+def _write_files(folder: OutputFolder, index: int, files: dict[str, bytes]) -> None:
+    """Write what an actor returned into the job's staging folder (names stay inside it)."""
+    from .atomic import write_bytes_atomically
+
+    staging = folder.staging(index)
+    for name, data in files.items():
+        target = resolve_inside(staging, name, "outputs")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomically(target, data)
