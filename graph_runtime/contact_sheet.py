@@ -49,8 +49,8 @@ def _fit(draw, text: str, font, width: int) -> str:
 
 
 def make_contact_sheet(out_dir: Path, vary: dict, zipped: bool, jobs: list[dict], rows: dict[int, dict],
-                       target: Path) -> Path:
-    """Draw the contact sheet of a sweep's jobs into ``target`` (a PNG) and return its path."""
+                       target: Path) -> dict[int, tuple[int, int, int, int]]:
+    """Draw the contact sheet of a sweep's jobs into ``target`` (a PNG); return each job's cell box."""
     from PIL import Image, ImageDraw
 
     from .atomic import write_bytes_atomically
@@ -81,9 +81,11 @@ def make_contact_sheet(out_dir: Path, vary: dict, zipped: bool, jobs: list[dict]
             draw.text((left + c * cell + 4, line + 2), _fit(draw, label, font, cell - 8), fill="black", font=font)
         for r, value in enumerate(vary[keys[0]]):
             _wrap(draw, str(value), font, (4, top + r * cell + 4), cell - 8, cell - 8)
+    boxes = {}
     for index, overrides in enumerate(shown):
         r, c = divmod(index, n_cols)
         x, y = left + c * cell, top + r * (cell + caption)
+        boxes[index] = (x, y, x + cell, y + cell)
         _paste_cell(sheet, draw, first_image(out_dir, rows.get(index)), rows.get(index), (x, y), cell, font)
         if not table:
             label = describe_job(overrides) or f"job {index}"
@@ -96,7 +98,7 @@ def make_contact_sheet(out_dir: Path, vary: dict, zipped: bool, jobs: list[dict]
     buffer = io.BytesIO()
     sheet.save(buffer, format="PNG", compress_level=6)
     write_bytes_atomically(Path(target), buffer.getvalue())
-    return Path(target)
+    return boxes
 
 
 def _paste_cell(sheet, draw, picture, row, origin, cell, font) -> None:

@@ -89,7 +89,7 @@ class JobRunner:
             row.update(status="failed", error=f"{type(exc).__name__}: {exc}",
                        traceback=traceback.format_exc(limit=20))
         else:
-            row["status"] = "done"
+            row.update(status="done", cached=result.cached)  # nodes reused from earlier jobs
         row["seconds"] = round(time.perf_counter() - started, 4)
         # a failed job keeps what it saved before the failure
         row["outputs"] = collect_outputs(Path(out_folder), result.ui if row["status"] == "done" else {})

@@ -115,6 +115,9 @@ def coerce_override(input_type: str, raw: str) -> Any:
     return raw
 
 
+_EXPECTED = {"INT": "a whole number (INT)", "FLOAT": "a number (FLOAT)", "BOOLEAN": "true or false (BOOLEAN)"}
+
+
 def apply_overrides(workflow: dict, overrides: dict[str, Any], registry=None) -> dict:
     """Return a copy of ``workflow`` with ``{"ID.INPUT": value}`` overrides applied.
 
@@ -137,7 +140,8 @@ def apply_overrides(workflow: dict, overrides: dict[str, Any], registry=None) ->
             if spec is not None:
                 try:
                     value = coerce_override(spec.type, value)
-                except ValueError as exc:
-                    raise WorkflowFormatError(f"override {key!r}: {exc}") from None
+                except ValueError:
+                    raise WorkflowFormatError(f"override {key!r}: node {node_id} ({cls.node_id}) input {name!r} "
+                                              f"expects {_EXPECTED.get(spec.type, spec.type)}, got {value!r}") from None
         node["inputs"][name] = value
     return result
