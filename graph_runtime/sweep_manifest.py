@@ -110,7 +110,11 @@ class OutputFolder:
             raise GraphError(f"another sweep is writing to {self.path} now") from None
 
     def close(self) -> None:
-        """Release the folder."""
+        """Release the folder (and drop the staging folder when no job left anything there)."""
+        try:
+            (self.path / STAGING).rmdir()
+        except OSError:
+            pass
         if self._lock is not None:
             self._lock.close()
             self._lock = None
