@@ -1,0 +1,115 @@
+"""Sweep throughput: 16 jobs of the default workflow, five ways, as whole processes.
+
+(a) 16 separate ``imagetune run`` processes one after another (a shell loop, the baseline),
+(b) one ``imagetune sweep``, (c) ``--workers 2``, (d) ``--ray`` with 2 CPU actors on a local
+cluster the command starts, (e) ``--ray auto`` with 2 CPU actors on a cluster started beforehand
+(``ray start --head``), as a multi-machine user runs it. Each is timed from outside (wall clock,
+and the CPU time of the process and its children); rounds run the five in turn so a drifting
+machine affects all alike. Prints each median, the throughput ratio to (a), and Ray's overhead per
+job against (c).
+
+    python bench/sweep.py [--jobs 16] [--rounds 2]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW = ROOT / "workflows" / "default.json"
+
+
+def imagetune(*args: str) -> list[str]:
+    return [sys.executable, "-m", "imagetune", *args]
+
+
+def timed(commands: list[list[str]], env: dict) -> tuple[float, float]:
+    """Run the commands one after another; return (wall seconds, CPU seconds of all of them)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    for command in commands:
+        done = subprocess.run(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr.decode()[-2000:]}")
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def ray_cli() -> str | None:
+    found = Path(sys.executable).with_name("ray")
+    return str(found) if found.exists() else shutil.which("ray")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    env = dict(os.environ, HF_HUB_OFFLINE="1", RAY_AUTH_MODE=os.environ.get("RAY_AUTH_MODE", "disabled"))
+    seeds = f"6.seed=0..{args.jobs - 1}"
+    work = Path(tempfile.mkdtemp(prefix="imagetune-bench-sweep-"))
+    ray = ray_cli()
+    ways = {
+        "(a) separate runs": lambda out: [imagetune("run", str(WORKFLOW), "--set", f"6.seed={i}", "--out", str(out),
+                                                   "--no-progress") for i in range(args.jobs)],
+        "(b) sweep": lambda out: [imagetune("sweep", str(WORKFLOW), "--vary", seeds, "--out", str(out),
+                                            "--no-progress")],
+        "(c) sweep --workers 2": lambda out: [imagetune("sweep", str(WORKFLOW), "--vary", seeds, "--out", str(out),
+                                                        "--workers", "2", "--no-progress")],
+        "(d) sweep --ray (local cluster)": lambda out: [imagetune("sweep", str(WORKFLOW), "--vary", seeds, "--out",
+                                                                  str(out), "--ray", "--workers", "2",
+                                                                  "--no-progress")],
+    }
+    if ray:
+        ways["(e) sweep --ray auto (running cluster)"] = lambda out: [
+            imagetune("sweep", str(WORKFLOW), "--vary", seeds, "--out", str(out), "--ray", "auto", "--workers", "2",
+                      "--no-progress")]
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
+    try:
+        for round_index in range(args.rounds):
+            for name, commands in ways.items():
+                out = work / f"{round_index}-{name[1]}"
+                if name.startswith("(e)"):
+                    subprocess.run([ray, "start", "--head", "--num-cpus=2", "--include-dashboard=false",
+                                    "--disable-usage-stats"], env=env, check=True, capture_output=True)
+                    time.sleep(2)  # let the head settle before timing, as a running cluster would be
+                try:
+                    results[name].append(timed(commands(out), env))
+                finally:
+                    if name.startswith("(e)"):
+                        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True)
+                print(f"round {round_index + 1} {name}: {results[name][-1][0]:.1f} s", file=sys.stderr)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report(results, args.jobs)
+
+
+def report(results: dict, jobs: int) -> None:
+    """The table: median wall and CPU seconds, jobs per minute, ratio to (a)."""
+    medians = {name: (statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs))
+               for name, runs in results.items()}
+    base = medians["(a) separate runs"][0]
+    print(f"{jobs} jobs of workflows/default.json, {len(next(iter(results.values())))} rounds, "
+          f"{os.cpu_count()} CPUs")
+    print(f"| way | wall s (median) | CPU s | jobs/min | throughput vs (a) |\n|---|---|---|---|---|")
+    for name, (wall, cpu) in medians.items():
+        print(f"| {name} | {wall:.1f} | {cpu:.1f} | {60 * jobs / wall:.1f} | {base / wall:.2f}x |")
+    workers = medians["(c) sweep --workers 2"][0]
+    for name in ("(d) sweep --ray (local cluster)", "(e) sweep --ray auto (running cluster)"):
+        if name in medians:
+            wall = medians[name][0]
+            print(f"{name}: {100 * (wall / workers - 1):+.0f}% wall against (c), "
+                  f"{(wall - workers) / jobs * 1000:+.0f} ms per job")
+
+
+if __name__ == "__main__":
+    main()
