@@ -62,14 +62,19 @@ def connect(ray, address: str | None) -> bool:
 
 
 def actor_plan(resources: dict, workers: int | None, threads: int | None) -> tuple[int, dict]:
-    """How many actors and what each asks for: one per GPU where there are GPUs, else CPU actors."""
+    """How many actors and what each asks for: one per GPU where there are GPUs, else CPU actors.
+
+    ``workers`` caps the count; ``threads`` is each CPU actor's CPUs (and torch threads).
+    """
     gpus = int(resources.get("GPU", 0))
     if gpus:
         count = min(workers, gpus) if workers else gpus
         return count, {"num_gpus": 1, "num_cpus": threads or 1}
-    per_actor = threads or 1
-    count = workers or max(1, int(resources.get("CPU", 1)) // per_actor)
-    return count, {"num_cpus": per_actor}
+    cpus = max(1, int(resources.get("CPU", 1)))
+    per_actor = min(threads or 1, cpus)
+    fits = cpus // per_actor
+    # never more actors than fit: one waiting for CPUs would hold its jobs back for good
+    return (min(workers, fits) if workers else fits), {"num_cpus": per_actor}
 
 
 def run_on_ray(workflow: dict, settings: WorkerSettings, folder: OutputFolder, jobs: list[tuple[int, dict]],

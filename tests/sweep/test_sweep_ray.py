@@ -92,6 +92,8 @@ def test_one_actor_per_gpu_each_with_its_own_device(cluster, small, tmp_path):
     ({"CPU": 8.0}, None, None, (8, {"num_cpus": 1})),
     ({"CPU": 8.0}, None, 2, (4, {"num_cpus": 2})),
     ({"CPU": 8.0}, 3, None, (3, {"num_cpus": 1})),
+    ({"CPU": 2.0}, 4, None, (2, {"num_cpus": 1})),
+    ({"CPU": 2.0}, None, 4, (1, {"num_cpus": 2})),
     ({"CPU": 8.0, "GPU": 4.0}, None, None, (4, {"num_gpus": 1, "num_cpus": 1})),
     ({"CPU": 8.0, "GPU": 4.0}, 2, None, (2, {"num_gpus": 1, "num_cpus": 1})),
 ])
