@@ -10,6 +10,7 @@ import os
 import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from typing import Iterator
 
 from .sweep_manifest import OutputFolder
@@ -63,6 +64,23 @@ def _run_job(index: int, overrides: dict) -> dict:
     return _RUNNER.run(index, overrides, _FOLDER.staging(index))
 
 
+@contextmanager
+def _stopped_at_once_on_error(pool: ProcessPoolExecutor):
+    """Shut the pool down when done; on an error or a second Ctrl-C, end its workers at once."""
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
+        if terminate is not None:
+            terminate()
+        else:
+            for process in list((pool._processes or {}).values()):
+                process.terminate()
+        raise
+    pool.shutdown(wait=True)
+
+
 def run_in_workers(workflow: dict, settings: WorkerSettings, folder: OutputFolder, jobs: list[Job],
                    workers: int, retries: int, stop) -> Iterator[dict]:
     """Run the jobs on ``workers`` processes, each job going to the next free worker.
@@ -77,8 +95,9 @@ def run_in_workers(workflow: dict, settings: WorkerSettings, folder: OutputFolde
     queue = list(jobs)
     while queue and not stop.is_set():
         slots = context.Value("i", 0)
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                 initargs=(workflow, settings, str(folder.path), slots)) as pool:
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                   initargs=(workflow, settings, str(folder.path), slots))
+        with _stopped_at_once_on_error(pool):
             futures = {pool.submit(_run_job, index, overrides): (index, overrides) for index, overrides in queue}
             queue, started, broken = [], set(), False
             while futures:
