@@ -8,7 +8,7 @@ from .errors import (ExecutionInterrupted, GraphError, NodeDefinitionError, Node
 from .executor import RunResult, Runtime, run
 from .registry import NodeRegistry
 from .spec import Input, Node, Output, combo
-from .sweep import SweepValidationError, sweep
+from .sweeps import SweepValidationError, sweep
 from .validate import validate
 from .workflow import load_workflow
 

@@ -1,4 +1,4 @@
-"""``imagetune sweep``: the command line of sweeps (see ``sweep.py``)."""
+"""``imagetune sweep``: the command line of sweeps (see ``sweeps.py``)."""
 from __future__ import annotations
 
 import argparse
@@ -52,29 +52,42 @@ def cmd_sweep(args) -> int:
     """Run (or save) a sweep; exit 0 when every job is done, 3 when some failed."""
     from .cli import EXIT_FAILED, EXIT_INTERRUPTED
     from .executor import default_runtime
-    from .sweep import SHEET, MANIFEST, default_out_dir, install_sigint, load_sweep, sweep, validate_jobs
+    from .sweeps import SHEET, MANIFEST, default_out_dir, install_sigint, load_sweep, sweep, validate_jobs
     from .sweep_spec import save_sweep_file
+    from .sweep_worker import worker_settings
 
-    runtime = default_runtime()
-    spec = load_sweep(args.workflow, args.vary, zip=args.zip, registry=runtime.registry)
-    if args.save_sweep:
-        validate_jobs(runtime, spec, spec.jobs())
-        save_sweep_file(spec, args.save_sweep)
-        print(f"saved {args.save_sweep}: {len(spec.jobs())} jobs")
-        return 0
-    out = args.out or default_out_dir(spec)
-    stop = threading.Event()
-    previous = install_sigint(stop)
+    settings = worker_settings(args.device, args.threads, args.models_dir, args.input_dir)
+    actors = None
+    if args.ray and not args.save_sweep:
+        from .sweep_ray import RayActors
+
+        # before the nodes are imported here: the actors start up meanwhile
+        actors = RayActors(settings, address=None if args.ray is True else args.ray,
+                           workers=args.workers if args.workers > 1 else None, retries=args.retries)
     try:
-        rows = sweep(spec, out=out, workers=args.workers, ray=args.ray, retries=args.retries,
-                     progress=not args.no_progress, device=args.device, threads=args.threads,
-                     models_dirs=args.models_dir, input_dir=args.input_dir, runtime=runtime, stop=stop)
-    except KeyboardInterrupt:
-        print(f"imagetune: sweep stopped; finished jobs are in {out / MANIFEST}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        runtime = default_runtime()
+        spec = load_sweep(args.workflow, args.vary, zip=args.zip, registry=runtime.registry)
+        if args.save_sweep:
+            validate_jobs(runtime, spec, spec.jobs())
+            save_sweep_file(spec, args.save_sweep)
+            print(f"saved {args.save_sweep}: {len(spec.jobs())} jobs")
+            return 0
+        out = args.out or default_out_dir(spec)
+        stop = threading.Event()
+        previous = install_sigint(stop)
+        try:
+            rows = sweep(spec, out=out, workers=args.workers, ray=actors, retries=args.retries,
+                         progress=not args.no_progress, device=args.device, threads=args.threads,
+                         models_dirs=args.models_dir, input_dir=args.input_dir, runtime=runtime, stop=stop)
+        except KeyboardInterrupt:
+            print(f"imagetune: sweep stopped; finished jobs are in {out / MANIFEST}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        if actors is not None:
+            actors.close()
     done = sum(r["status"] == "done" for r in rows)
     failed = [r for r in rows if r["status"] == "failed"]
     if args.json:

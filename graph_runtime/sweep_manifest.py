@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 from .errors import GraphError
@@ -136,7 +137,8 @@ class OutputFolder:
             os.replace(staged, final)
         else:
             shutil.rmtree(staged, ignore_errors=True)
-        row = dict(row, outputs=[f"{job_folder(index)}/{name}" for name in row.get("outputs", [])])
+        row = dict(row, outputs=[f"{job_folder(index)}/{name}" for name in row.get("outputs", [])],
+                   finished=round(time.time(), 3))  # when the sweep recorded it (Unix seconds)
         append_row(self.path, row)
         return row
 

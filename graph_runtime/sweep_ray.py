@@ -33,13 +33,19 @@ def import_ray():
 
 
 class RayJobRunner:
-    """The body of a sweep actor: a JobRunner whose results carry the files' bytes."""
+    """The body of a sweep actor: a JobRunner whose results carry the files' bytes.
 
-    def __init__(self, workflow: dict, settings: WorkerSettings):
-        self.runner = JobRunner(workflow, settings)
+    It starts (imports torch and the nodes) before it knows the workflow, so the actors warm up
+    while the driver is still validating; the workflow comes with each job, as one object in
+    Ray's store.
+    """
 
-    def run(self, index: int, overrides: dict) -> tuple[dict, dict[str, bytes]]:
+    def __init__(self, settings: WorkerSettings):
+        self.runner = JobRunner(None, settings)
+
+    def run(self, workflow: dict, index: int, overrides: dict) -> tuple[dict, dict[str, bytes]]:
         """Run one job; return its row and ``{relative path: bytes}`` of its outputs."""
+        self.runner.workflow = workflow
         folder = Path(tempfile.mkdtemp(prefix=f"imagetune-job-{index}-"))
         try:
             row = self.runner.run(index, overrides, folder)
@@ -77,54 +83,72 @@ def actor_plan(resources: dict, workers: int | None, threads: int | None) -> tup
     return (min(workers, fits) if workers else fits), {"num_cpus": per_actor}
 
 
-def run_on_ray(workflow: dict, settings: WorkerSettings, folder: OutputFolder, jobs: list[tuple[int, dict]],
-               *, address: str | None, workers: int | None, retries: int, stop) -> Iterator[dict]:
-    """Run the jobs on Ray actors, yielding each job's row as its result arrives."""
-    ray = import_ray()
+class RayActors:
+    """A sweep's actors: connected and started as early as possible, killed by ``close``."""
+
+    def __init__(self, settings: WorkerSettings, *, address: str | None = None, workers: int | None = None,
+                 retries: int = 2):
+        self.ray = import_ray()
+        self.retries = retries
+        self.started_here = connect(self.ray, address)
+        try:
+            count, options = actor_plan(self.ray.cluster_resources(), workers, settings.threads)
+            settings = WorkerSettings(**{**settings.__dict__, "threads": options["num_cpus"]})
+            actor_class = self.ray.remote(RayJobRunner).options(max_restarts=-1, max_task_retries=retries, **options)
+            self.actors = [actor_class.remote(settings) for _ in range(count)]
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Kill the actors; leave the cluster if this sweep joined or started it."""
+        for actor in getattr(self, "actors", []):
+            self.ray.kill(actor)
+        self.actors = []
+        if self.started_here:
+            self.ray.shutdown()
+            self.started_here = False
+
+
+def run_on_ray(actors: RayActors, workflow: dict, folder: OutputFolder, jobs: list[tuple[int, dict]],
+               stop) -> Iterator[dict]:
+    """Run the jobs on the actors, each job going to the next free one; yield rows as they arrive."""
     from ray.exceptions import RayError
     from ray.util.actor_pool import ActorPool
 
-    started_here = connect(ray, address)
-    actors = []
-    try:
-        count, options = actor_plan(ray.cluster_resources(), workers, settings.threads)
-        settings = WorkerSettings(**{**settings.__dict__, "threads": options["num_cpus"]})
-        actor_class = ray.remote(RayJobRunner).options(max_restarts=-1, max_task_retries=retries, **options)
-        actors = [actor_class.remote(workflow, settings) for _ in range(count)]
-        pool = ActorPool(actors)
-        waiting = list(reversed(jobs))
-        in_flight: dict[int, dict] = {}
+    ray = actors.ray
+    workflow_ref = ray.put(workflow)
+    # Each actor appears twice, so it has its next job queued while the driver stores the last
+    # one's files: no idle gap between jobs (Ray runs an actor's calls one at a time, in order).
+    pool = ActorPool(list(actors.actors) * 2)
+    waiting = list(reversed(jobs))
+    in_flight: dict[int, dict] = {}
 
-        def submit_next() -> None:
-            if waiting and not stop.is_set():
-                index, overrides = waiting.pop()
-                in_flight[index] = overrides
-                pool.submit(lambda actor, job: actor.run.remote(*job), (index, overrides))
+    def submit_next() -> None:
+        if waiting and not stop.is_set():
+            index, overrides = waiting.pop()
+            in_flight[index] = overrides
+            pool.submit(lambda actor, job: actor.run.remote(workflow_ref, *job), (index, overrides))
 
-        for _ in range(count):
+    for _ in range(2 * len(actors.actors)):
+        submit_next()
+    lost = []
+    while pool.has_next():
+        try:
+            row, files = pool.get_next_unordered()
+        except RayError as exc:  # the actor died more often than --retries allows
+            lost.append(exc)
             submit_next()
-        lost = []
-        while pool.has_next():
-            try:
-                row, files = pool.get_next_unordered()
-            except RayError as exc:  # the actor died more often than --retries allows
-                lost.append(exc)
-                submit_next()
-                continue
-            in_flight.pop(row["job"], None)
-            _write_files(folder, row["job"], files)
-            yield row
-            submit_next()
-        # ActorPool does not say which job an error belongs to: they are the ones never answered.
-        for index, overrides in sorted(in_flight.items()):
-            reason = str(lost[0]).splitlines()[0] if lost else "no result came back"
-            yield {"job": index, "overrides": overrides, "status": "failed", "outputs": [], "seconds": 0.0,
-                   "error": f"its Ray actor died (retried {retries} times): {reason}"}
-    finally:
-        for actor in actors:
-            ray.kill(actor)
-        if started_here:
-            ray.shutdown()
+            continue
+        in_flight.pop(row["job"], None)
+        _write_files(folder, row["job"], files)
+        yield row
+        submit_next()
+    # ActorPool does not say which job an error belongs to: they are the ones never answered.
+    for index, overrides in sorted(in_flight.items()):
+        reason = str(lost[0]).splitlines()[0] if lost else "no result came back"
+        yield {"job": index, "overrides": overrides, "status": "failed", "outputs": [], "seconds": 0.0,
+               "error": f"its Ray actor died (retried {actors.retries} times): {reason}"}
 
 
 def _write_files(folder: OutputFolder, index: int, files: dict[str, bytes]) -> None:

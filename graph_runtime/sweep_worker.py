@@ -26,6 +26,13 @@ class WorkerSettings:
     input_dir: str | None = None
 
 
+def worker_settings(device: str | None = None, threads: int | None = None, models_dirs=None,
+                    input_dir=None) -> WorkerSettings:
+    """WorkerSettings from the options of ``sweep`` and the command line (paths become text)."""
+    return WorkerSettings(device=device, threads=threads, models_dirs=[str(p) for p in models_dirs or []],
+                          input_dir=str(input_dir) if input_dir else None)
+
+
 def quiet_library_bars() -> None:
     """Turn off transformers' and diffusers' own loading bars: the sweep shows one bar over jobs."""
     import logging
@@ -45,7 +52,7 @@ def quiet_library_bars() -> None:
 class JobRunner:
     """Runs jobs (overrides of one workflow) on one runtime, writing each job's files to a folder."""
 
-    def __init__(self, workflow: dict, settings: WorkerSettings | None = None, runtime=None):
+    def __init__(self, workflow: dict | None, settings: WorkerSettings | None = None, runtime=None):
         from .executor import Runtime
 
         self.settings = settings or WorkerSettings()

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from imagetune.graph_runtime import SweepValidationError, WorkflowFormatError, cli, executor, sweep
-from imagetune.graph_runtime.sweep import load_sweep
+from imagetune.graph_runtime.sweeps import load_sweep
 from imagetune.graph_runtime.sweep_manifest import MANIFEST, append_row, read_rows
 from imagetune.graph_runtime.sweep_spec import Sweep, parse_values, parse_vary
 

@@ -13,8 +13,9 @@ from typing import Any, Iterator
 
 from .errors import GraphError, ValidationError, WorkflowFormatError
 from .sweep_manifest import MANIFEST, SHEET, OutputFolder
+from .sweep_ray import RayActors
 from .sweep_spec import Sweep, describe_job, is_sweep_file, load_sweep_file, parse_vary
-from .sweep_worker import JobRunner, WorkerSettings
+from .sweep_worker import JobRunner, worker_settings
 from .workflow import coerce_override
 
 MAX_LISTED_PROBLEMS = 100
@@ -127,7 +128,7 @@ def validate_jobs(runtime, spec: Sweep, jobs: list[dict]) -> None:
 
 
 def sweep(workflow: Any, vary: dict | list | None = None, *, zip: bool = False, out: str | Path | None = None,
-          workers: int = 1, ray: bool | str | None = None, retries: int = 2, progress: bool = False,
+          workers: int = 1, ray=None, retries: int = 2, progress: bool = False,
           device: str | None = None, threads: int | None = None, models_dirs: list | None = None,
           input_dir: str | Path | None = None, runtime=None, stop: threading.Event | None = None) -> list[dict]:
     """Run every job of a sweep into ``out``; return the manifest rows of all its jobs, in job order.
@@ -135,8 +136,23 @@ def sweep(workflow: Any, vary: dict | list | None = None, *, zip: bool = False, 
     ``vary``: ``{"6.seed": [0, 1, 2], "2.text": ["a", "b"]}`` or ``--vary`` strings. Jobs are
     their Cartesian product, or pairs when ``zip``. Jobs already ``done`` in ``out`` are skipped.
     ``workers``: local worker processes (1: this process). ``ray``: True or an address
-    (``"auto"``, ``"ray://host:10001"``) runs on Ray actors instead.
+    (``"auto"``, ``"ray://host:10001"``) runs on Ray actors instead (``workers`` then caps
+    their number), as does a ``sweep_ray.RayActors`` started beforehand.
     """
+    settings = worker_settings(device, threads, models_dirs, input_dir)
+    own_actors = None
+    if ray is not None and ray is not False and not isinstance(ray, RayActors):
+        # first, so the actors start up while this process imports the nodes and validates
+        ray = own_actors = RayActors(settings, address=None if ray is True else str(ray),
+                                     workers=workers if workers > 1 else None, retries=retries)
+    try:
+        return _sweep(workflow, vary, zip, out, workers, ray or None, retries, progress, settings, runtime, stop)
+    finally:
+        if own_actors is not None:
+            own_actors.close()
+
+
+def _sweep(workflow, vary, zip, out, workers, actors, retries, progress, settings, runtime, stop) -> list[dict]:
     from .executor import Runtime
 
     runtime = runtime or Runtime()
@@ -148,9 +164,7 @@ def sweep(workflow: Any, vary: dict | list | None = None, *, zip: bool = False, 
     rows = folder.open(spec)
     try:
         todo = [(i, o) for i, o in enumerate(jobs) if rows.get(i, {}).get("status") != "done"]
-        settings = WorkerSettings(device=device, threads=threads, models_dirs=[str(p) for p in models_dirs or []],
-                                  input_dir=str(input_dir) if input_dir else None)
-        results = _backend(spec, runtime, settings, folder, todo, workers, ray, retries, stop)
+        results = _backend(spec, runtime, settings, folder, todo, workers, actors, retries, stop)
         bar = _JobBar(len(jobs), len(jobs) - len(todo), progress)
         try:
             for row in results:
@@ -174,12 +188,11 @@ def default_out_dir(spec: Sweep) -> Path:
     return default_root("IMAGETUNE_OUTPUT_DIR", "output") / f"sweep-{spec.digest()[:10]}"
 
 
-def _backend(spec, runtime, settings, folder, todo, workers, ray, retries, stop) -> Iterator[dict]:
-    if ray:
+def _backend(spec, runtime, settings, folder, todo, workers, actors, retries, stop) -> Iterator[dict]:
+    if actors is not None:
         from .sweep_ray import run_on_ray
 
-        return run_on_ray(spec.workflow, settings, folder, todo, address=None if ray is True else str(ray),
-                          workers=workers if workers > 1 else None, retries=retries, stop=stop)
+        return run_on_ray(actors, spec.workflow, folder, todo, stop)
     if workers > 1:
         from .sweep_local import run_in_workers
 
