@@ -1,7 +1,6 @@
 """``imagetune sweep``: the command line of sweeps (see ``sweeps.py``)."""
 from __future__ import annotations
 
-import argparse
 import json
 import signal
 import sys

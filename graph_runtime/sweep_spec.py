@@ -102,29 +102,30 @@ def parse_vary(items: list[str]) -> dict[str, list[str]]:
     return vary
 
 
-def load_sweep_file(path: Path, registry=None) -> Sweep:
-    """Read a saved sweep: ``{"workflow": <workflow or path>, "vary": {...}, "zip": bool}``."""
-    from .workflow import load_workflow, parse_json
+def sweep_from_data(data: dict, base: Path, source: str, registry=None) -> Sweep:
+    """A Sweep from a parsed sweep file: ``{"workflow": <workflow or path>, "vary": {...}, "zip": bool}``.
 
-    data = parse_json(Path(path).read_bytes(), str(path))
-    if not isinstance(data, dict) or not isinstance(data.get("vary"), dict) or "workflow" not in data:
-        raise WorkflowFormatError(f"{path}: a sweep file is an object with 'workflow' and 'vary'")
+    A workflow given as a path is read relative to ``base`` (the sweep file's folder).
+    """
+    from .workflow import load_workflow
+
+    if not isinstance(data.get("vary"), dict) or "workflow" not in data:
+        raise WorkflowFormatError(f"{source}: a sweep file is an object with 'workflow' and 'vary'")
     vary = {}
     for key, values in data["vary"].items():
         if not isinstance(values, list) or not values:
-            raise WorkflowFormatError(f"{path}: vary[{key!r}] must be a non-empty list of values")
+            raise WorkflowFormatError(f"{source}: vary[{key!r}] must be a non-empty list of values")
         vary[str(key)] = values
     workflow = data["workflow"]
-    source = None
-    if isinstance(workflow, str):  # a path, relative to the sweep file
-        source = str(Path(path).parent / workflow)
-        workflow = source
-    if not isinstance(workflow, (str, dict)):
-        raise WorkflowFormatError(f"{path}: 'workflow' must be a workflow object or a file path")
+    if isinstance(workflow, str):
+        workflow = str(base / workflow)
+        source = workflow
+    elif not isinstance(workflow, dict):
+        raise WorkflowFormatError(f"{source}: 'workflow' must be a workflow object or a file path")
     zipped = data.get("zip", False)
     if not isinstance(zipped, bool):
-        raise WorkflowFormatError(f"{path}: 'zip' must be true or false")
-    return Sweep(load_workflow(workflow, registry), vary, zipped, source or str(path))
+        raise WorkflowFormatError(f"{source}: 'zip' must be true or false")
+    return Sweep(load_workflow(workflow, registry), vary, zipped, source)
 
 
 def is_sweep_file(data: Any) -> bool:

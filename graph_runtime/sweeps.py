@@ -14,7 +14,7 @@ from typing import Any, Iterator
 from .errors import GraphError, ValidationError, WorkflowFormatError
 from .sweep_manifest import MANIFEST, SHEET, OutputFolder
 from .sweep_ray import RayActors
-from .sweep_spec import Sweep, describe_job, is_sweep_file, load_sweep_file, parse_vary
+from .sweep_spec import Sweep, describe_job, is_sweep_file, parse_vary, sweep_from_data
 from .sweep_worker import JobRunner, worker_settings
 from .workflow import coerce_override
 
@@ -48,40 +48,27 @@ def load_sweep(workflow: Any, vary: dict | list | None = None, *, zip: bool = Fa
     String values are typed by each input's declaration, as ``--set`` does; values that do not
     convert stay as given, and validation reports them per job.
     """
-    from .workflow import load_workflow, parse_json
+    from .workflow import as_api_format, looks_like_path, read_source
 
     if isinstance(vary, list):
         vary = parse_vary(vary)
     vary = dict(vary or {})
     if isinstance(workflow, Sweep):
         spec = workflow
-    elif isinstance(workflow, (str, Path)) and _is_sweep_path(workflow):
-        spec = load_sweep_file(Path(workflow), registry)
-    elif isinstance(workflow, dict) and is_sweep_file(workflow):
-        spec = Sweep(load_workflow(workflow["workflow"], registry), dict(workflow["vary"]),
-                     bool(workflow.get("zip", False)))
     else:
-        spec = Sweep(load_workflow(workflow, registry), {}, zip,
-                     str(workflow) if isinstance(workflow, (str, Path)) and len(str(workflow)) < 4096 else None)
+        data = read_source(workflow)  # read once: a saved sweep, or a workflow in any form
+        source = str(workflow) if isinstance(workflow, (str, Path)) and looks_like_path(workflow) else None
+        if is_sweep_file(data):
+            base = Path(source).parent if source else Path.cwd()
+            spec = sweep_from_data(data, base, source or "sweep", registry)
+        else:
+            spec = Sweep(as_api_format(data, registry), {}, zip, source)
     for key in vary:
         if key in spec.vary:
             raise WorkflowFormatError(f"--vary {key}: the sweep file varies it already")
     merged = {**spec.vary, **vary}
-    spec = Sweep(spec.workflow, {k: _typed_values(spec.workflow, k, v, registry) for k, v in merged.items()},
+    return Sweep(spec.workflow, {k: _typed_values(spec.workflow, k, v, registry) for k, v in merged.items()},
                  spec.zip or zip, spec.source)
-    return spec
-
-
-def _is_sweep_path(source) -> bool:
-    from .workflow import parse_json
-
-    path = Path(source)
-    if path.suffix.lower() != ".json" or not path.is_file():
-        return False
-    try:
-        return is_sweep_file(parse_json(path.read_bytes(), str(path)))
-    except WorkflowFormatError:
-        return False
 
 
 def _typed_values(workflow: dict, key: str, values: list, registry) -> list:

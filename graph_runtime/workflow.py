@@ -48,24 +48,28 @@ def _reject_constant(name: str):
     raise json.JSONDecodeError(f"{name} is not valid JSON", name, 0)
 
 
+def read_source(source: Any) -> Any:
+    """The parsed JSON of a workflow source: a dict as it is, JSON text, or a JSON/PNG file's content."""
+    if isinstance(source, dict):
+        return source
+    if isinstance(source, (str, os.PathLike)) and looks_like_path(source):
+        return _read_file(Path(source))
+    if isinstance(source, (str, bytes)):
+        return parse_json(source)
+    raise WorkflowFormatError(f"workflow must be a dict, JSON text or a path, got {type(source).__name__}")
+
+
 def load_workflow(source: Any, registry=None) -> dict:
     """Load an API-format workflow from a dict, a JSON string, or a path to a JSON/PNG file.
 
     UI-format workflows (with "nodes" and "links") and PNGs are converted, mapping widget
     values with ``registry`` (the pack's nodes when None); see ``interchange.py``.
     """
-    if isinstance(source, dict):
-        data = source
-    elif isinstance(source, (str, os.PathLike)) and _looks_like_path(source):
-        data = _read_file(Path(source))
-    elif isinstance(source, (str, bytes)):
-        data = parse_json(source)
-    else:
-        raise WorkflowFormatError(f"workflow must be a dict, JSON text or a path, got {type(source).__name__}")
-    return as_api_format(data, registry)
+    return as_api_format(read_source(source), registry)
 
 
-def _looks_like_path(source) -> bool:
+def looks_like_path(source) -> bool:
+    """True for a path, or text that is not JSON and is short enough to be one."""
     if isinstance(source, os.PathLike):
         return True
     text = source.lstrip()
