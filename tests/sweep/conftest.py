@@ -51,11 +51,32 @@ def file_bytes(folder) -> dict[str, bytes]:
             if p.is_file() and p.name not in ("sweep.jsonl", "sweep.png", ".lock")}
 
 
+def run_killing_first_worker(run_sweep, out) -> tuple[list[dict], int]:
+    """Run ``run_sweep()`` in a thread, SIGKILL the process that recorded the first job, return (rows, pid)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from imagetune.graph_runtime.sweep_manifest import read_rows
+
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(rows=run_sweep()))
+    thread.start()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not read_rows(out) and thread.is_alive():
+        time.sleep(0.02)
+    first = next(iter(read_rows(out).values()))
+    os.kill(first["worker"]["pid"], signal.SIGKILL)          # the worker dies mid-sweep
+    thread.join(300)
+    return result["rows"], first["worker"]["pid"]
+
+
 @pytest.fixture(scope="session")
 def small():
     """The workflow, its prompts and the 2 x 3 sweep, and the helpers above."""
     return SimpleNamespace(workflow=SMALL, prompts=PROMPTS, vary=VARY, write=write_small, pixels=pixels,
-                           file_bytes=file_bytes)
+                           file_bytes=file_bytes, run_killing_first_worker=run_killing_first_worker)
 
 
 @pytest.fixture(scope="session")

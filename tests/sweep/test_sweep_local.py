@@ -152,24 +152,10 @@ def test_threads_are_shared_between_workers(workers, cpus, threads, expected):
 
 
 def test_a_killed_worker_process_is_replaced_and_every_job_ends_done(small, tmp_path):
-    import threading
-
     workflow = small.write(tmp_path, steps=12)
     out = tmp_path / "out"
-    result = {}
-
-    def run():
-        result["rows"] = sweep(workflow, {"6.seed": list(range(8))}, out=out, workers=2, threads=1)
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and not read_rows(out):
-        time.sleep(0.02)
-    first = next(iter(read_rows(out).values()))
-    os.kill(first["worker"]["pid"], signal.SIGKILL)
-    worker.join(300)
-    rows = result["rows"]
+    rows, _ = small.run_killing_first_worker(
+        lambda: sweep(workflow, {"6.seed": list(range(8))}, out=out, workers=2, threads=1), out)
     assert [r["status"] for r in rows] == ["done"] * 8
     assert len([line["job"] for line in manifest_lines(out)]) == 8          # no job recorded twice
     assert len({r["worker"]["pid"] for r in rows}) >= 3                    # a fresh pool took over

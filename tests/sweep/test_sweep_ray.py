@@ -2,15 +2,11 @@
 from __future__ import annotations
 
 import os
-import signal
-import threading
-import time
 
 import numpy as np
 import pytest
 
 from imagetune.graph_runtime import sweep
-from imagetune.graph_runtime.sweep_manifest import read_rows
 from imagetune.graph_runtime.sweep_ray import actor_plan
 
 ray = pytest.importorskip("ray")
@@ -56,24 +52,12 @@ def test_ray_sweep_makes_the_same_images_as_a_local_one(cluster, small, shared_r
 def test_killed_actor_is_restarted_and_every_job_ends_done(cluster, small, tmp_path):
     workflow = small.write(tmp_path, steps=12)
     out = tmp_path / "out"
-    result = {}
-
-    def run():
-        result["rows"] = sweep(workflow, {"6.seed": list(range(10))}, out=out, ray=True, threads=1)
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and not read_rows(out):
-        time.sleep(0.02)
-    first = next(iter(read_rows(out).values()))
-    os.kill(first["worker"]["pid"], signal.SIGKILL)                  # the actor's process dies mid-sweep
-    worker.join(300)
-    rows = result["rows"]
+    rows, killed = small.run_killing_first_worker(
+        lambda: sweep(workflow, {"6.seed": list(range(10))}, out=out, ray=True, threads=1), out)
     assert [r["status"] for r in rows] == ["done"] * 10
     assert sorted(r["job"] for r in rows) == list(range(10))
     pids = {r["worker"]["pid"] for r in rows}
-    assert first["worker"]["pid"] in pids and len(pids) >= 3          # a restarted actor took over
+    assert killed in pids and len(pids) >= 3                           # a restarted actor took over
 
 
 def test_one_actor_per_gpu_each_with_its_own_device(cluster, small, tmp_path):
