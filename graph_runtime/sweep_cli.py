@@ -60,16 +60,17 @@ def cmd_sweep(args) -> int:
     if args.ray and not args.save_sweep:
         from .sweep_ray import RayActors
 
-        # before the nodes are imported here: the actors start up meanwhile
+        # first: the actors start up while this process loads and validates the workflow
         actors = RayActors(settings, address=None if args.ray is True else args.ray,
                            workers=args.workers if args.workers > 1 else None, retries=args.retries)
     try:
         runtime = default_runtime()
         spec = load_sweep(args.workflow, args.vary, zip=args.zip, registry=runtime.registry)
+        total = len(spec.jobs())
         if args.save_sweep:
             validate_jobs(runtime, spec, spec.jobs())
             save_sweep_file(spec, args.save_sweep)
-            print(f"saved {args.save_sweep}: {len(spec.jobs())} jobs")
+            print(f"saved {args.save_sweep}: {total} jobs")
             return 0
         out = args.out or default_out_dir(spec)
         stop = threading.Event()
@@ -93,7 +94,6 @@ def cmd_sweep(args) -> int:
         print(json.dumps(rows, indent=2))
     for row in failed[:20]:
         print(f"  job {row['job']} failed: {row.get('error', '')}", file=sys.stderr)
-    total = len(spec.jobs())
     print(f"{done} of {total} jobs done, {len(failed)} failed; manifest {out / MANIFEST}, contact sheet {out / SHEET}",
           file=sys.stderr if args.json else sys.stdout)
     if stop.is_set() and done + len(failed) < total:

@@ -129,7 +129,7 @@ def sweep(workflow: Any, vary: dict | list | None = None, *, zip: bool = False, 
     settings = worker_settings(device, threads, models_dirs, input_dir)
     own_actors = None
     if ray is not None and ray is not False and not isinstance(ray, RayActors):
-        # first, so the actors start up while this process imports the nodes and validates
+        # first, so the actors start up while this process loads and validates the workflow
         ray = own_actors = RayActors(settings, address=None if ray is True else str(ray),
                                      workers=workers if workers > 1 else None, retries=retries)
     try:
