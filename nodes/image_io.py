@@ -5,18 +5,19 @@ The plain functions here are shared by the ImageTune nodes and the ComfyUI core 
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
 import re
 import string
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..graph_runtime import Input, Node, Output
+from ..graph_runtime.atomic import write_new_bytes
 from ..graph_runtime import types as T
 from ..graph_runtime.errors import NodeInputError
 from ..graph_runtime.paths import resolve_inside
@@ -142,22 +143,20 @@ def png_metadata(prompt, extra_pnginfo):
     return info
 
 
-def write_atomically(picture, target: Path, **save_kwargs) -> None:
-    """Write a PIL image to a temp file in the target folder, then rename it into place."""
-    handle, temp = tempfile.mkstemp(prefix=".imagetune-", suffix=".png.part", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            picture.save(stream, format="PNG", **save_kwargs)
-        os.replace(temp, target)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+def encode_png(picture, **save_kwargs) -> bytes:
+    """A PIL image as PNG file bytes (encoded in memory, so only finished files reach the disk)."""
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", **save_kwargs)
+    return buffer.getvalue()
 
 
 def save_images(images: torch.Tensor, root: Path, prefix: str, *, kind: str, prompt=None,
                 extra_pnginfo=None, compress_level: int = 4) -> list[dict]:
-    """Save each image of IMAGE [B,H,W,C] as ``<prefix>_<NNNNN>_.png`` under root; return UI entries."""
+    """Save each image of IMAGE [B,H,W,C] as ``<prefix>_<NNNNN>_.png`` under root; return UI entries.
+
+    Each file is claimed under a name no file has yet (another run saving the same prefix at the
+    same time takes the next number instead of overwriting), and has a normal file's mode.
+    """
     check_image(images, "images")
     folder, stem, subfolder = output_folder(Path(root), prefix)
     folder.mkdir(parents=True, exist_ok=True)
@@ -166,11 +165,8 @@ def save_images(images: torch.Tensor, root: Path, prefix: str, *, kind: str, pro
     results = []
     for index in range(images.shape[0]):
         name = stem.replace("%batch_num%", str(index))
-        target = folder / f"{name}_{counter:05}_.png"
-        while target.exists():  # another writer got there first
-            counter += 1
-            target = folder / f"{name}_{counter:05}_.png"
-        write_atomically(tensor_to_pil(images[index]), target, pnginfo=metadata, compress_level=compress_level)
+        data = encode_png(tensor_to_pil(images[index]), pnginfo=metadata, compress_level=compress_level)
+        target, counter = write_new_bytes(lambda n: folder / f"{name}_{n:05}_.png", data, counter)
         results.append({"filename": target.name, "subfolder": subfolder, "type": kind})
         counter += 1
     return results
