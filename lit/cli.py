@@ -16,7 +16,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                                    "their images' features from a frozen vision backbone.")
     p.add_argument("data", help="folder of captioned images (captions.tsv/.json/.jsonl, <image>.txt, or PNGs "
                                 "with an embedded workflow), or 'shapes' for the procedural shapes set")
-    p.add_argument("--out", type=Path, required=True, help="folder to write config.json and head.safetensors to")
+    p.add_argument("--out", type=Path, required=True,
+                   help="new (or empty) folder to write config.json and head.safetensors to (never replaced)")
     p.add_argument("--image-tower", default="efficientnet-lite0-multi",
                    help="efficientnet-lite0-multi (default: pooled features of several depths), efficientnet-lite0 "
                         "(the head's feature only), or a transformers vision model folder / hub id")
@@ -42,6 +43,7 @@ def cmd_lit_tune(args) -> int:
     """Run ``lit-tune``; returns the exit status."""
     import torch
 
+    from .model import ModelExistsError
     from .run import describe, tqdm_reporter, tune_lit
     from .sources import folder_data, shapes_data
     from .towers import image_tower_spec, text_tower_spec
@@ -57,6 +59,10 @@ def cmd_lit_tune(args) -> int:
         _, metrics = tune_lit(data, image_tower_spec(args.image_tower, args.image_size),
                               text_tower_spec(args.text_tower), settings, args.out, args.device,
                               None if args.no_progress else tqdm_reporter(), cache_dir=args.cache)
+    except ModelExistsError as exc:
+        print(f"imagetune lit-tune: --out {exc.folder} already exists and is not empty; a tuned model never "
+              "replaces files: choose a new folder or remove that one", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except (ValueError, FileNotFoundError) as exc:
         print(f"imagetune lit-tune: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -116,18 +116,58 @@ class LiTModel(nn.Module):
         return similarity * self.logit_scale.exp()
 
     def save(self, folder: Path | str, extra: dict | None = None) -> Path:
-        """Write ``config.json`` and ``head.safetensors`` into ``folder``; returns the folder."""
+        """Write ``config.json`` and ``head.safetensors`` as the new folder ``folder``; returns it.
+
+        Both files are written into a hidden temp folder beside it, which is then renamed into
+        place: a rename onto a folder that is not empty fails, so an earlier model (or a run
+        saving the same name at the same time) is never replaced or mixed with this one.
+
+        Raises:
+            ModelExistsError: ``folder`` exists and is not empty.
+        """
+        import secrets
+        import shutil
+
         from safetensors.torch import save_file
 
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        tensors = {f"head.{k}": v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}
-        tensors["logit_scale"] = self.logit_scale.detach().cpu().reshape(1)
-        tensors["image_center"] = self.image_center.detach().cpu()
-        save_file(tensors, str(folder / WEIGHTS_FILE))
-        config = dict(self.config, **(extra or {}))
-        (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        check_new_folder(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        temp = folder.with_name(f".{folder.name}.{secrets.token_hex(4)}.part")
+        temp.mkdir()
+        try:
+            tensors = {f"head.{k}": v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}
+            tensors["logit_scale"] = self.logit_scale.detach().cpu().reshape(1)
+            tensors["image_center"] = self.image_center.detach().cpu()
+            save_file(tensors, str(temp / WEIGHTS_FILE))
+            config = dict(self.config, **(extra or {}))
+            (temp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+            try:
+                temp.rename(folder)  # replaces only an empty folder
+            except OSError as exc:
+                if folder.exists():
+                    raise ModelExistsError(folder) from exc
+                raise
+        except BaseException:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise
         return folder
+
+
+class ModelExistsError(FileExistsError, ValueError):
+    """The folder a tuned model is to be saved as already holds files (a ValueError for callers' input errors)."""
+
+    def __init__(self, folder: Path):
+        super().__init__(f"name: {folder} already exists and is not empty; a tuned LiT model never replaces "
+                         "files: choose a new name (folder) or remove that one")
+        self.folder = Path(folder)
+
+
+def check_new_folder(folder: Path | str) -> None:
+    """Raise ModelExistsError unless ``folder`` is missing or an empty folder (checked before tuning starts)."""
+    folder = Path(folder)
+    if folder.is_symlink() or folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise ModelExistsError(folder)
 
 
 def check_widths(image_dim: int, text_width: int, head: TextHead) -> None:

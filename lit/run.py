@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 
 from .evaluate import format_report
-from .model import LiTModel
+from .model import LiTModel, check_new_folder
 from .sources import TuneData, features_of, shapes_metrics
 from .tune import TuneSettings, evaluate_pairs, fit, new_model
 
@@ -22,11 +22,15 @@ def tune_lit(data: TuneData, image_spec: dict, text_spec: dict, settings: TuneSe
              search: list[Path] = (), cache_dir: Path | str | None = None) -> tuple[LiTModel, dict]:
     """Tune a text head on ``data``; returns the model and its metrics, and saves both when ``out`` is set.
 
+    ``out`` must be a new or empty folder: an earlier model is never replaced (ModelExistsError).
+
     ``report(phase, done, total, extra)`` is called per batch of features and per training step.
     With ``cache_dir``, image features are kept there and reused by later runs on the same images.
     Runs with autograd enabled even when called under ``torch.inference_mode()``.
     """
     report = report or (lambda *_: None)
+    if out is not None:
+        check_new_folder(out)  # refuse before minutes of tuning, not after; save() checks again
     started = time.perf_counter()
     with torch.inference_mode(False):
         model = new_model(image_spec, text_spec, settings, search).to(device)
