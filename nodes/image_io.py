@@ -11,6 +11,8 @@ import os
 import random
 import re
 import string
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -79,28 +81,84 @@ def file_fingerprint(ctx, name) -> object:
     return (stat.st_mtime_ns, stat.st_size)
 
 
-def load_image_file(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+#: pixels of one decoded frame: one 8192² image (1 GB as float32 RGB + mask); the same bound as
+#: ops.limits.MAX_IMAGE_PIXELS for resize results, and below PIL's 89 M warning threshold
+MAX_LOAD_PIXELS = 1 << 26
+#: frames x pixels of an animated file: the whole IMAGE batch stays within one 8192² frame's memory
+MAX_LOAD_BATCH_PIXELS = 1 << 26
+#: frames of an animated file (each costs a decode and a Python step even when tiny)
+MAX_LOAD_FRAMES = 4096
+#: what PIL raises on a damaged or hostile file (SyntaxError: "broken PNG file"; ValueError: a
+#: text chunk past MAX_TEXT_CHUNK; OSError: truncated data)
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error)
+
+
+def size_problem(width: int, height: int, frames: int) -> str | None:
+    """Why an image of ``frames`` frames of width x height is too large to decode, or None."""
+    if width * height > MAX_LOAD_PIXELS:
+        return f"{width} x {height} = {width * height:,} pixels per frame; expected at most {MAX_LOAD_PIXELS:,}"
+    if frames > MAX_LOAD_FRAMES:
+        return f"{frames:,} frames; expected at most {MAX_LOAD_FRAMES:,}"
+    if frames * width * height > MAX_LOAD_BATCH_PIXELS:
+        return (f"{frames:,} frames of {width} x {height} = {frames * width * height:,} pixels in all; "
+                f"expected at most {MAX_LOAD_BATCH_PIXELS:,}")
+    return None
+
+
+def open_checked(path: Path, field: str = "image"):
+    """Open an image lazily (header only) and refuse it before decoding when it is too large."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is lower
+            picture = Image.open(path)
+    except UnidentifiedImageError:
+        raise NodeInputError(field, f"{path.name} is not an image PIL can read") from None
+    except Image.DecompressionBombError as exc:  # past twice PIL's limit: PIL refuses before we can
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)):,} pixels per frame" if found else str(exc)
+        raise NodeInputError(field, f"{path.name} is too large to load: {size}; expected at most "
+                                    f"{MAX_LOAD_PIXELS:,}") from None
+    except _DECODE_ERRORS as exc:
+        raise NodeInputError(field, f"{path.name} is damaged: {type(exc).__name__}: {exc}") from None
+    try:
+        frames = int(getattr(picture, "n_frames", 1))  # from the header (APNG acTL, WebP, GIF blocks)
+    except _DECODE_ERRORS as exc:
+        picture.close()
+        raise NodeInputError(field, f"{path.name} is damaged: {type(exc).__name__}: {exc}") from None
+    problem = size_problem(picture.width, picture.height, frames)
+    if problem:
+        picture.close()
+        raise NodeInputError(field, f"{path.name} is too large to load: {problem}")
+    return picture
+
+
+def load_image_file(path: Path, field: str = "image") -> tuple[torch.Tensor, torch.Tensor]:
     """Read PNG/JPEG/WebP/... -> (IMAGE [F,H,W,3], MASK [F,H,W] = 1 - alpha), EXIF orientation applied.
 
     Frames of an animated file become the batch (frames of another size than the first are skipped,
-    as ComfyUI does).
+    as ComfyUI does). Sizes past MAX_LOAD_PIXELS / MAX_LOAD_BATCH_PIXELS / MAX_LOAD_FRAMES are
+    refused from the header, before any pixel is decoded.
     """
-    from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+    from PIL import ImageOps, ImageSequence
 
-    try:
-        picture = Image.open(path)
-    except UnidentifiedImageError:
-        raise NodeInputError("image", f"{path.name} is not an image PIL can read") from None
+    picture = open_checked(path, field)
     images, masks = [], []
     with picture:
-        for frame in ImageSequence.Iterator(picture):
-            frame = ImageOps.exif_transpose(frame)
-            array = pil_to_array(frame)
-            if images and array.shape[:2] != images[0].shape[:2]:
-                continue
-            rgb, alpha = array[..., :3], array[..., 3] if array.shape[-1] == 4 else None
-            images.append(rgb)
-            masks.append(1.0 - alpha if alpha is not None else np.zeros(rgb.shape[:2], np.float32))
+        try:
+            for frame in ImageSequence.Iterator(picture):
+                frame = ImageOps.exif_transpose(frame)
+                array = pil_to_array(frame)
+                if images and array.shape[:2] != images[0].shape[:2]:
+                    continue
+                rgb, alpha = array[..., :3], array[..., 3] if array.shape[-1] == 4 else None
+                images.append(rgb)
+                masks.append(1.0 - alpha if alpha is not None else np.zeros(rgb.shape[:2], np.float32))
+        except _DECODE_ERRORS as exc:
+            raise NodeInputError(field, f"{path.name} is damaged: {type(exc).__name__}: {exc}") from None
     return torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(masks))
 
 
