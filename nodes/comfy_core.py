@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..graph_runtime import Input, Node, Output, combo
 from ..graph_runtime import types as T
 from ..ops.image import check_image, to_bchw, to_bhwc
+from ..ops.limits import MAX_IMAGE_PIXELS, check_pixels, pixels_problem
 from ..ops.resample import comfy_scale, keep_aspect
 from .image_io import LoadImageNode, SaveImageNode, save_preview
 
@@ -68,10 +69,21 @@ class ComfyImageScaleNode(Node):
               combo("crop", CROP_METHODS))
     outputs = (Output(T.IMAGE, "IMAGE"),)
 
+    @classmethod
+    def check_inputs(cls, width=0, height=0, **_):
+        if isinstance(width, int) and isinstance(height, int):
+            problem = pixels_problem(1, height, width, MAX_IMAGE_PIXELS, "each scaled image")
+            if problem:
+                return [("width", problem)]
+        return []
+
     def run(self, ctx, image, upscale_method, width, height, crop):
         check_image(image)
         h, w = image.shape[1:3]
         height, width = keep_aspect(h, w, height, width)
+        # a 0 side follows the aspect ratio, so a thin input can ask for a huge other side
+        check_pixels("width" if width > height else "height", image.shape[0], height, width,
+                     MAX_IMAGE_PIXELS, "the scaled images")
         if (height, width) == (h, w) and crop == "disabled":
             return (image,)
         out = comfy_scale(to_bchw(image), height, width, upscale_method, crop)

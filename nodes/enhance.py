@@ -13,6 +13,7 @@ from ..graph_runtime import Input, Node, Output, combo
 from ..graph_runtime import types as T
 from ..ops.enhance import adjust, auto_contrast, clahe, denoise, unsharp_mask
 from ..ops.image import check_image, join_alpha, split_alpha, to_bchw, to_bhwc
+from ..ops.limits import MAX_IMAGE_PIXELS, check_pixels
 from ..ops.resample import resize, scaled_size
 
 RESIZE_METHODS = ("lanczos", "bicubic", "bilinear", "area", "nearest-exact")
@@ -114,6 +115,7 @@ class ResizeImageNode(Node):
     def run(self, ctx, image, method, scale_by):
         x = to_bchw(check_image(image))
         height, width = scaled_size(x.shape[2], x.shape[3], scale_by)
+        check_pixels("scale_by", x.shape[0], height, width, MAX_IMAGE_PIXELS, "the resized images")
         return (to_bhwc(resize(x, height, width, method).clamp(0, 1)),)
 
 

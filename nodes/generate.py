@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..graph_runtime import Input, Node, Output
 from ..graph_runtime import types as T
 from ..ops.diffusion import Sampling
+from ..ops.limits import MAX_GENERATED_PIXELS, pixels_problem
 
 
 def _sampling_inputs(steps: int = 20, guidance: float = 5.0) -> tuple[Input, ...]:
@@ -44,10 +45,15 @@ class GenerateImageNode(Node):
     outputs = _OUTPUTS
 
     @classmethod
-    def check_inputs(cls, width=8, height=8, **_):
-        return [(name, f"expected a multiple of 8, got {value}")
-                for name, value in (("width", width), ("height", height))
-                if isinstance(value, int) and value % 8]
+    def check_inputs(cls, width=512, height=512, batch_size=1, **_):
+        problems = [(name, f"expected a multiple of 8, got {value}")
+                    for name, value in (("width", width), ("height", height))
+                    if isinstance(value, int) and value % 8]
+        if all(isinstance(v, int) for v in (width, height, batch_size)):
+            problem = pixels_problem(batch_size, height, width, MAX_GENERATED_PIXELS, "the images")
+            if problem:
+                problems.append(("batch_size" if batch_size > 1 else "width", problem))
+        return problems
 
     def run(self, ctx, pipeline, positive, negative, width, height, steps, guidance, seed,
             batch_size, guidance_rescale=0.0):

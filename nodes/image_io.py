@@ -279,7 +279,9 @@ class LoadImageNode(Node):
 
     @classmethod
     def check_inputs(cls, image=None, **_):
-        problem = path_problem(image) if image is not None else None
+        from ..graph_runtime.paths import name_problem  # also what the file system cannot encode
+
+        problem = path_problem(image) or name_problem(split_annotation(image)[0]) if image is not None else None
         return [("image", problem)] if problem else []
 
 
@@ -299,7 +301,9 @@ class SaveImageNode(Node):
 
     @classmethod
     def check_inputs(cls, filename_prefix=None, **_):
-        problem = path_problem(filename_prefix) if filename_prefix is not None else None
+        from ..graph_runtime.paths import name_problem  # also what the file system cannot encode
+
+        problem = path_problem(filename_prefix) or name_problem(filename_prefix) if filename_prefix is not None else None
         return [("filename_prefix", problem)] if problem else []
 
 

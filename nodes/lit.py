@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..graph_runtime import Input, Node, NodeInputError, Output
 from ..graph_runtime import types as T
-from ..graph_runtime.paths import resolve_in_roots, resolve_inside
+from ..graph_runtime.paths import name_problems, resolve_in_roots, resolve_inside
 
 CATEGORY = "ImageTune/lit"
 DEFAULT_MODEL = "shapes-lite0-minilm"
@@ -28,6 +28,18 @@ def check_problem(field: str, check, *args) -> list[tuple[str, str]]:
     except ValueError as exc:
         return [(field, str(exc).partition(": ")[2])]
     return []
+
+
+def check_tower(ctx, name: str, field: str, aliases: tuple[str, ...]) -> None:
+    """Raise NodeInputError unless a tower input is an alias, a name inside a model root, or a usable hub id.
+
+    Checked before tuning, so a workflow's name never reaches the towers module's lookups
+    relative to the working directory, and a hub id is refused without downloads allowed.
+    """
+    from ..ops.model_files import downloads_allowed, locate
+
+    if name not in aliases:
+        locate(ctx.models_dirs, name, (), field, downloads=downloads_allowed())
 
 
 def model_folder(ctx, name: str) -> Path:
@@ -68,6 +80,10 @@ class LoadLiTModelNode(Node):
             return (load_lit_model(folder, [Path(root) for root in ctx.models_dirs]),)
         except (ValueError, FileNotFoundError) as exc:
             raise NodeInputError("model", f"{folder}: {exc}") from exc
+
+    @classmethod
+    def check_inputs(cls, **literals):
+        return name_problems(literals, "model")
 
     @classmethod
     def fingerprint(cls, ctx, model=None, **_):
@@ -180,8 +196,8 @@ class TuneLiTNode(Node):
                             "in a models dir (or hub id)"),
               Input("text_tower", T.STRING, default="minilm",
                     tooltip="minilm, or a transformers text encoder folder in a models dir (or hub id)"),
-              Input("steps", T.INT, default=1500, min=1, max=1000000, tooltip="optimisation steps of the text head"),
-              Input("batch_size", T.INT, default=128, min=2, max=65536,
+              Input("steps", T.INT, default=1500, min=1, max=100000, tooltip="optimisation steps of the text head"),
+              Input("batch_size", T.INT, default=128, min=2, max=4096,
                     tooltip="image-caption pairs per contrastive step (more negatives per batch)"),
               Input("learning_rate", T.FLOAT, default=0.001, min=1e-6, max=1.0, step=0.0001,
                     tooltip="AdamW learning rate of the text head"),
@@ -195,9 +211,11 @@ class TuneLiTNode(Node):
     def run(self, ctx, folder, name, image_tower, text_tower, steps, batch_size, learning_rate, held_out, seed):
         from ..lit.run import describe, tune_lit
         from ..lit.sources import folder_data
-        from ..lit.towers import image_tower_spec, text_tower_spec
+        from ..lit.towers import EFFICIENTNET_LITE0, EFFICIENTNET_LITE0_MULTI, MINILM, image_tower_spec, text_tower_spec
         from ..lit.tune import TuneSettings
 
+        check_tower(ctx, image_tower, "image_tower", (EFFICIENTNET_LITE0, EFFICIENTNET_LITE0_MULTI))
+        check_tower(ctx, text_tower, "text_tower", (MINILM,))
         source = resolve_inside(ctx.input_dir, folder, "folder")
         target = resolve_inside(Path(ctx.output_dir) / "lit", name, "name")
         settings = TuneSettings(steps=steps, batch_size=batch_size, lr=learning_rate, seed=seed)
@@ -221,12 +239,7 @@ class TuneLiTNode(Node):
 
     @classmethod
     def check_inputs(cls, **literals):
-        problems = []
-        for field in ("image_tower", "text_tower", "folder", "name"):
-            value = literals.get(field)
-            if isinstance(value, str) and (value.startswith(("/", "\\")) or ".." in value.replace("\\", "/").split("/")):
-                problems.append((field, f"expected a name inside its root folder, got {value!r}"))
-        return problems
+        return name_problems(literals, "image_tower", "text_tower", "folder", "name")
 
 
 NODES = (LoadLiTModelNode, ScoreImageTextNode, SelectBestImagesNode, ClassifyImageZeroShotNode, TuneLiTNode)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..graph_runtime import Input, Node, Output, combo
 from ..graph_runtime import types as T
+from ..graph_runtime.paths import name_problems
 from ..ops.model_cache import MODELS, files_signature
 from ..ops.placement import DEVICES, DTYPES, resolve_device
 from ..ops.schedulers import SCHEDULERS
@@ -16,8 +17,10 @@ from ..ops.schedulers import SCHEDULERS
 
 def _signature(locate, ctx, name: str):
     """Cache-busting material for a model name: its files' sizes and times, or the error."""
+    from ..ops.model_files import downloads_allowed
+
     try:
-        source = locate(ctx.models_dirs, name)
+        source = locate(ctx.models_dirs, name, downloads=downloads_allowed())
     except Exception as exc:  # reported when the node runs; here it only has to be stable
         return f"{type(exc).__name__}: {exc}"
     return files_signature(source.path) if source.path is not None else source.repo_id
@@ -43,10 +46,15 @@ class LoadTextEncoderNode(Node):
 
         return _signature(locate_encoder, ctx, text_encoder)
 
+    @classmethod
+    def check_inputs(cls, **literals):
+        return name_problems(literals, "text_encoder")
+
     def run(self, ctx, text_encoder, dtype, device):
+        from ..ops.model_files import downloads_allowed
         from ..ops.text_encoders import load_text_encoder, locate_encoder
 
-        source = locate_encoder(ctx.models_dirs, text_encoder)
+        source = locate_encoder(ctx.models_dirs, text_encoder, downloads=downloads_allowed())
         target = resolve_device(device, ctx)
         key = ("text_encoder", files_signature(source.path) if source.path else source.repo_id, dtype, target)
         handle = MODELS.get(("text_encoder", ctx.node_id), key,
@@ -82,11 +90,15 @@ class LoadPipelineNode(Node):
 
         return _signature(locate_pipeline, ctx, model)
 
+    @classmethod
+    def check_inputs(cls, **literals):
+        return name_problems(literals, "model", "config")
+
     def run(self, ctx, model, scheduler, dtype, device, cpu_offload, attention_slicing, config=""):
-        from ..ops.model_files import find_local
+        from ..ops.model_files import downloads_allowed, find_local
         from ..ops.pipelines import SUBFOLDERS, load_pipeline, locate_pipeline
 
-        source = locate_pipeline(ctx.models_dirs, model)
+        source = locate_pipeline(ctx.models_dirs, model, downloads=downloads_allowed())
         config_dir = None
         if config:
             config_dir = find_local(ctx.models_dirs, config, SUBFOLDERS, "config")
@@ -125,6 +137,10 @@ class LoadGANNode(Node):
         if path is None:
             return None
         return _gan_signature(path)
+
+    @classmethod
+    def check_inputs(cls, **literals):
+        return name_problems(literals, "gan_name")
 
     def run(self, ctx, gan_name, device):
         from ..graph_runtime.errors import NodeInputError

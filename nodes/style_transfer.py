@@ -4,11 +4,10 @@ from __future__ import annotations
 from ..graph_runtime import Input, Node, Output, combo
 from ..graph_runtime import types as T
 from ..graph_runtime.errors import NodeInputError
-from ..graph_runtime.paths import resolve_in_roots
+from ..graph_runtime.paths import name_problems, resolve_in_roots
 from ..ops.image import as_rgb, check_image, join_alpha, luminance, split_alpha, to_bchw, to_bhwc
 from ..ops.neural_style import STYLE_NAMES, style_vector, style_weights, stylize_arbitrary, stylize_builtin
 from ..ops.style import blend, histogram_match, keep_from_content, per_image_style, reinhard_transfer
-from .image_io import path_problem
 
 NEURAL = "fast neural (built-in style)"
 NEURAL_IMAGE = "fast neural (style image)"
@@ -117,9 +116,8 @@ class StyleTransferNode(Node):
         return (to_bhwc(join_alpha(luminance(out) if grey else out, alpha)),)
 
     @classmethod
-    def check_inputs(cls, vgg_file=None, **_):
-        problem = path_problem(vgg_file) if vgg_file else None
-        return [("vgg_file", problem)] if problem else []
+    def check_inputs(cls, **literals):
+        return name_problems(literals, "vgg_file")
 
 
 NODES = (StyleTransferNode,)

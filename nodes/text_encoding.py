@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import torch
 
+from ..graph_runtime.errors import NodeInputError
+from ..ops.limits import MAX_PROMPT_CHUNKS
+
 WINDOW = 77
 
 
@@ -48,6 +51,9 @@ def encode_prompts(model, tokenizer, prompts: list[str], window: int = WINDOW,
     device = device or next(model.parameters()).device
     tokenized = [tokenize_chunks(tokenizer, p, window) for p in prompts]
     most = max(len(ids) for ids, _ in tokenized)
+    if len(prompts) * most > MAX_PROMPT_CHUNKS:  # every prompt is padded to the longest one's chunks
+        raise NodeInputError("text", f"{len(prompts)} prompt(s) of up to {most} chunks of {window} tokens would be "
+                                     f"{len(prompts) * most:,} chunks; expected at most {MAX_PROMPT_CHUNKS:,}")
     empty_ids, empty_mask = tokenize_chunks(tokenizer, "", window)
     ids = [chunks + empty_ids * (most - len(chunks)) for chunks, _ in tokenized]
     masks = [m + empty_mask * (most - len(m)) for _, m in tokenized]

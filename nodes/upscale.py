@@ -4,10 +4,10 @@ from __future__ import annotations
 from ..graph_runtime import Input, Node, Output, combo
 from ..graph_runtime import types as T
 from ..graph_runtime.errors import NodeInputError
-from ..graph_runtime.paths import resolve_in_roots
+from ..graph_runtime.paths import name_problems, resolve_in_roots
 from ..ops.image import check_image, to_bchw, to_bhwc
+from ..ops.limits import MAX_IMAGE_PIXELS, check_pixels
 from ..ops.upscale import BUILTIN_MODELS, load_builtin, load_file, upscale_batch
-from .image_io import path_problem
 
 MODEL_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
 DEFAULT_MODEL = "RealESRGAN_animevideov3_x4 (compact)"
@@ -56,9 +56,8 @@ class LoadUpscaleModelNode(Node):
         return (stat.st_mtime_ns, stat.st_size)
 
     @classmethod
-    def check_inputs(cls, model_file="", **_):
-        problem = path_problem(model_file) if model_file else None
-        return [("model_file", problem)] if problem else []
+    def check_inputs(cls, **literals):
+        return name_problems(literals, "model_file")
 
 
 class UpscaleWithModelNode(Node):
@@ -68,7 +67,7 @@ class UpscaleWithModelNode(Node):
     category = "ImageTune/enhance"
     inputs = (Input("upscale_model", T.UPSCALE_MODEL),
               Input("image", T.IMAGE),
-              Input("tile", T.INT, default=512, min=32, max=4096, step=8,
+              Input("tile", T.INT, default=512, min=32, max=1024, step=8,
                     tooltip="Tile size in input pixels; halved automatically when the device runs out of memory."),
               Input("overlap", T.INT, default=32, min=0, max=256, step=1,
                     tooltip="Pixels shared by neighbouring tiles, cross-faded to hide seams."))
@@ -78,6 +77,10 @@ class UpscaleWithModelNode(Node):
         check_image(image)
         if not hasattr(upscale_model, "scale") or not callable(upscale_model):
             raise NodeInputError("upscale_model", f"expected a spandrel ImageModelDescriptor, got {type(upscale_model).__name__}")
+        scale = int(upscale_model.scale)
+        batch, height, width = image.shape[:3]
+        check_pixels("image", batch, height * scale, width * scale, MAX_IMAGE_PIXELS,
+                     f"the {scale}x upscaled images")
         size = sum(p.numel() * p.element_size() for p in upscale_model.model.parameters())
         ctx.free_memory(size + image[:1].numel() * 4 * 64 * upscale_model.scale ** 2)
         upscale_model.to(ctx.torch_device)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..graph_runtime import Input, Node, Output, combo
 from ..graph_runtime import types as T
 from ..graph_runtime.errors import NodeInputError
+from ..graph_runtime.paths import name_problems
 from ..ops import conditioning as C
 
 _COND = Output(T.CONDITIONING, "conditioning")
@@ -96,7 +97,7 @@ class ProjectConditioningNode(Node):
     def check_inputs(cls, projection="", **_):
         if isinstance(projection, str) and projection and not projection.lower().endswith(".safetensors"):
             return [("projection", f"expected a .safetensors file, got {projection!r}")]
-        return []
+        return name_problems({"projection": projection}, "projection")
 
     @classmethod
     def fingerprint(cls, ctx, projection="", **_):

