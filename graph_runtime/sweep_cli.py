@@ -39,6 +39,9 @@ def add_parser(sub) -> None:
     p.add_argument("--input-dir", type=Path, help="input folder for load nodes (default ./input)")
     p.add_argument("--models-dir", type=Path, action="append", default=[],
                    help="extra model folder, searched first (repeatable)")
+    p.add_argument("--allow-downloads", action="store_true",
+                   help="let hub ids in the workflow download from the model hub, on every worker "
+                        "(default: model folders and the local hub cache only)")
     p.add_argument("--save-sweep", type=Path, metavar="FILE",
                    help="validate every job, write the sweep as a JSON file and stop (run it with "
                         "'imagetune sweep FILE')")
@@ -55,7 +58,7 @@ def cmd_sweep(args) -> int:
     from .sweep_spec import save_sweep_file
     from .sweep_worker import worker_settings
 
-    settings = worker_settings(args.device, args.threads, args.models_dir, args.input_dir)
+    settings = worker_settings(args.device, args.threads, args.models_dir, args.input_dir, args.allow_downloads)
     actors = None
     if args.ray and not args.save_sweep:
         from .sweep_ray import RayActors
@@ -78,7 +81,8 @@ def cmd_sweep(args) -> int:
         try:
             rows = sweep(spec, out=out, workers=args.workers, ray=actors, retries=args.retries,
                          progress=not args.no_progress, device=args.device, threads=args.threads,
-                         models_dirs=args.models_dir, input_dir=args.input_dir, runtime=runtime, stop=stop)
+                         models_dirs=args.models_dir, input_dir=args.input_dir,
+                         allow_downloads=args.allow_downloads, runtime=runtime, stop=stop)
         except KeyboardInterrupt:
             print(f"imagetune: sweep stopped; finished jobs are in {out / MANIFEST}", file=sys.stderr)
             return EXIT_INTERRUPTED

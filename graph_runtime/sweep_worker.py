@@ -24,13 +24,14 @@ class WorkerSettings:
     threads: int | None = None         # torch's CPU threads in this worker; None: torch's choice
     models_dirs: list[str] = field(default_factory=list)  # searched before the default roots
     input_dir: str | None = None
+    allow_downloads: bool = False      # hub ids may download (the sweep's --allow-downloads)
 
 
 def worker_settings(device: str | None = None, threads: int | None = None, models_dirs=None,
-                    input_dir=None) -> WorkerSettings:
+                    input_dir=None, allow_downloads: bool = False) -> WorkerSettings:
     """WorkerSettings from the options of ``sweep`` and the command line (paths become text)."""
     return WorkerSettings(device=device, threads=threads, models_dirs=[str(p) for p in models_dirs or []],
-                          input_dir=str(input_dir) if input_dir else None)
+                          input_dir=str(input_dir) if input_dir else None, allow_downloads=allow_downloads)
 
 
 def quiet_library_bars() -> None:
@@ -61,6 +62,9 @@ class JobRunner:
 
             torch.set_num_threads(self.settings.threads)
         quiet_library_bars()
+        if self.settings.allow_downloads:
+            # what the loaders read; set in the worker itself, since a Ray actor's machine has its own environment
+            os.environ["IMAGETUNE_ALLOW_DOWNLOADS"] = "1"
         self.runtime = runtime or Runtime()
         self.workflow = workflow
 

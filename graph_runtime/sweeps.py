@@ -117,16 +117,18 @@ def validate_jobs(runtime, spec: Sweep, jobs: list[dict]) -> None:
 def sweep(workflow: Any, vary: dict | list | None = None, *, zip: bool = False, out: str | Path | None = None,
           workers: int = 1, ray=None, retries: int = 2, progress: bool = False,
           device: str | None = None, threads: int | None = None, models_dirs: list | None = None,
-          input_dir: str | Path | None = None, runtime=None, stop: threading.Event | None = None) -> list[dict]:
+          input_dir: str | Path | None = None, allow_downloads: bool = False, runtime=None,
+          stop: threading.Event | None = None) -> list[dict]:
     """Run every job of a sweep into ``out``; return the manifest rows of all its jobs, in job order.
 
     ``vary``: ``{"6.seed": [0, 1, 2], "2.text": ["a", "b"]}`` or ``--vary`` strings. Jobs are
     their Cartesian product, or pairs when ``zip``. Jobs already ``done`` in ``out`` are skipped.
     ``workers``: local worker processes (1: this process). ``ray``: True or an address
     (``"auto"``, ``"ray://host:10001"``) runs on Ray actors instead (``workers`` then caps
-    their number), as does a ``sweep_ray.RayActors`` started beforehand.
+    their number), as does a ``sweep_ray.RayActors`` started beforehand. ``allow_downloads``:
+    hub ids in the workflow may download (as ``imagetune run --allow-downloads``).
     """
-    settings = worker_settings(device, threads, models_dirs, input_dir)
+    settings = worker_settings(device, threads, models_dirs, input_dir, allow_downloads)
     own_actors = None
     if ray is not None and ray is not False and not isinstance(ray, RayActors):
         # first, so the actors start up while this process loads and validates the workflow

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -156,3 +157,11 @@ def test_failing_job_is_recorded_and_the_others_finish(runtime, monkeypatch, tmp
     rows = read_rows(tmp_path / "o")
     assert [rows[i]["status"] for i in (0, 1)] == ["failed", "failed"]
     assert "boom" in rows[1]["error"] and rows[1]["seconds"] >= 0  # job 1 still ran after job 0 failed
+
+
+def test_allow_downloads_reaches_the_worker(runtime, monkeypatch, tmp_path):
+    monkeypatch.delenv("IMAGETUNE_ALLOW_DOWNLOADS", raising=False)
+    sweep(WF, {"1.value": [1]}, out=tmp_path / "a", runtime=runtime)
+    assert "IMAGETUNE_ALLOW_DOWNLOADS" not in os.environ          # off unless asked for
+    sweep(WF, {"1.value": [1]}, out=tmp_path / "b", runtime=runtime, allow_downloads=True)
+    assert os.environ["IMAGETUNE_ALLOW_DOWNLOADS"] == "1"
