@@ -229,6 +229,27 @@ def cmd_nodes(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``imagetune`` command."""
+    _printable_streams()
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C before a run installs its own handler (imports, validation)
+        print("imagetune: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _printable_streams() -> None:
+    """Let stdout and stderr print any text, writing what they cannot encode as backslash escapes."""
+    # a lone surrogate from a workflow, or any non-ASCII text under LANG=C, must not turn an
+    # error message into a UnicodeEncodeError
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a closed or detached stream: leave it as it is
+                pass
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     # Importing diffusers makes transformers warn that torchvision is missing for CLIP's image
     # processor, which no ImageTune node uses; keep that out of every headless run's output.

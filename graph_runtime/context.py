@@ -51,7 +51,9 @@ class ExecutionContext:
     def check_interrupt(self) -> None:
         """Raise ExecutionInterrupted if the run was asked to stop."""
         if self.interrupt_event.is_set():
-            raise ExecutionInterrupted(f"interrupted in node {self.node_id}")
+            # between nodes the run's own context has no node: say so rather than name an empty one
+            where = f"in node {self.node_id}" if self.node_id else "between nodes"
+            raise ExecutionInterrupted(f"interrupted {where}")
 
     def interrupt(self) -> None:
         """Ask the run to stop at the next step boundary."""

@@ -56,11 +56,26 @@ class NodeExecutionError(GraphError):
 
 
 def format_report(report: dict) -> str:
-    """Render a validation report as readable lines, one per problem."""
-    lines = [report.get("error", {}).get("message", "workflow is invalid")]
+    """Render a validation report as readable lines, one per distinct problem, at most MAX_LISTED.
+
+    A problem that many nodes share (one cycle, the same missing input) is one line naming the
+    first node and how many more have it, so the text stays short however big the graph is.
+    """
+    from .limits import MAX_LISTED  # limits imports this module
+
+    groups: dict[tuple, list[str]] = {}
     for node_id, entry in report.get("node_errors", {}).items():
         for err in entry.get("errors", []):
             name = err.get("extra_info", {}).get("input_name")
-            where = f"node {node_id} ({entry.get('class_type')})" + (f" input '{name}'" if name else "")
-            lines.append(f"  {where}: {err['type']}: {err['details'] or err['message']}")
+            key = (entry.get("class_type"), name, err["type"], err["details"] or err["message"])
+            groups.setdefault(key, []).append(node_id)
+    lines = [report.get("error", {}).get("message", "workflow is invalid")]
+    for (class_type, name, kind, text), node_ids in list(groups.items())[:MAX_LISTED]:
+        where = f"node {node_ids[0]} ({class_type})" + (f" input '{name}'" if name else "")
+        also = f" (and {len(node_ids) - 1:,} more nodes)" if len(node_ids) > 1 else ""
+        lines.append(f"  {where}{also}: {kind}: {text}")
+    if len(groups) > MAX_LISTED:
+        lines.append(f"  ... and {len(groups) - MAX_LISTED:,} more problems (--json lists every one)")
+    if not groups and report.get("error", {}).get("details"):
+        lines.append(f"  {report['error']['details']}")
     return "\n".join(lines)

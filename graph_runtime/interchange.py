@@ -9,14 +9,16 @@ input through. Both link layouts are read: v0.4 tuples and v1 objects.
 """
 from __future__ import annotations
 
-import io
+import struct
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import types as T
 from .errors import WorkflowFormatError
+from .limits import MAX_NODES
 from .validate import types_match
-from .workflow import parse_json
+from .workflow import MAX_WORKFLOW_BYTES, parse_json
 
 MODE_MUTED = 2
 MODE_BYPASS = 4
@@ -24,7 +26,6 @@ SUBGRAPH_INPUT_ID = "-10"
 SUBGRAPH_OUTPUT_ID = "-20"
 IGNORED_TYPES = frozenset({"Note", "MarkdownNote"})
 #: workflows are untrusted: subgraphs instancing each other could otherwise flatten exponentially
-MAX_FLAT_NODES = 100_000
 MAX_SUBGRAPH_DEPTH = 32
 #: the front end's fallback widget values when a declaration has no default
 _TYPE_DEFAULTS = {T.INT: 0, T.FLOAT: 0.0, T.STRING: "", T.BOOLEAN: False}
@@ -237,6 +238,7 @@ class _Converter:
         self.registry = registry
         self.subgraphs = _subgraph_definitions(data)
         self.dtos: dict[str, _Dto] = {}
+        self._resolved: dict[tuple, tuple | None] = {}
         self._flatten(_graph(data), (), None, depth=0)
 
     def _flatten(self, graph: Graph, path: tuple[str, ...], instance: _Dto | None, depth: int) -> None:
@@ -246,8 +248,8 @@ class _Converter:
         for node_id, node in graph.nodes.items():
             dto = _Dto(":".join(path + (node_id,)), node, graph, path, instance)
             self.dtos[dto.exec_id] = dto
-            if len(self.dtos) > MAX_FLAT_NODES:
-                raise WorkflowFormatError(f"the workflow flattens to more than {MAX_FLAT_NODES} nodes")
+            if len(self.dtos) > MAX_NODES:
+                raise WorkflowFormatError(f"the workflow flattens to more than {MAX_NODES:,} nodes")
             sub = self.subgraphs.get(node.get("type"))
             if sub is not None:
                 self._flatten(sub, path + (node_id,), dto, depth + 1)
@@ -288,63 +290,83 @@ class _Converter:
         for entry in dto.inputs:
             if entry.get("link") is None or not entry.get("name"):
                 continue
-            resolved = self.resolve_input(dto, entry, entry.get("type", "*"), set())
+            resolved = self.resolve_input(dto, entry, entry.get("type", "*"))
             if resolved is None:
                 continue
             kind, value = resolved
-            inputs[entry["name"]] = value if kind == "link" else _wrap(value)
+            inputs[entry["name"]] = list(value) if kind == "link" else _wrap(value)
         title = dto.node.get("title") or cls.display_name
         return {"inputs": inputs, "class_type": cls.node_id, "_meta": {"title": title}}
 
     # -- resolving links ------------------------------------------------------------------------
+    # Reroute and bypass chains can be thousands of nodes long, so links are followed in a loop
+    # (never by recursion), and every output step resolved is remembered for the other inputs
+    # that pass through it.
 
-    def resolve_input(self, dto: _Dto, entry: dict, want: Any, seen: set) -> tuple[str, Any] | None:
+    def resolve_input(self, dto: _Dto, entry: dict, want: Any) -> tuple[str, Any] | None:
         """Where an input's value comes from: ``("link", [id, slot])``, ``("value", v)`` or None."""
-        key = (dto.exec_id, "in", entry.get("name"), entry.get("link"))
-        if key in seen:
-            raise WorkflowFormatError(f"node {dto.exec_id}: links loop through reroutes or bypassed nodes")
-        seen.add(key)
+        seen: set = set()
+        passed: list = []  # the output steps on the way, each resolved to the same answer
+        step: tuple = ("in", dto, entry)
+        while True:
+            kind, dto, arg = step
+            key = (dto.exec_id, kind, arg.get("name"), arg.get("link")) if kind == "in" else \
+                (dto.exec_id, kind, arg, str(want))
+            if key in self._resolved:
+                result = self._resolved[key]
+                break
+            if key in seen:
+                raise WorkflowFormatError(f"node {dto.exec_id}: links loop through reroutes or bypassed nodes")
+            seen.add(key)
+            if kind == "out":
+                passed.append(key)
+            step = self._input_step(dto, arg, want) if kind == "in" else self._output_step(dto, arg, want)
+            if step[0] == "done":
+                result = step[1]
+                break
+        for key in passed:
+            self._resolved[key] = result
+        return result
+
+    def _input_step(self, dto: _Dto, entry: dict, want: Any) -> tuple:
+        """One step back from an input: to the output feeding it, or to the subgraph instance's input."""
         link = dto.graph.links.get(entry.get("link"))
         if link is None:
             raise WorkflowFormatError(f"node {dto.exec_id} input {entry.get('name')!r}: link "
                                       f"{entry.get('link')} is not in the workflow's links")
         if dto.instance is not None and link.origin_id == SUBGRAPH_INPUT_ID:
-            return self._resolve_subgraph_input(dto, link, want, seen)
+            return self._subgraph_input_step(dto, link)
         origin = self.dtos.get(":".join(dto.path + (link.origin_id,)))
         if origin is None:
             raise WorkflowFormatError(f"node {dto.exec_id} input {entry.get('name')!r}: link "
                                       f"{entry.get('link')} starts at node {link.origin_id}, which does not exist")
-        return self.resolve_output(origin, link.origin_slot, want, seen)
+        return "out", origin, link.origin_slot
 
-    def resolve_output(self, dto: _Dto, slot: int, want: Any, seen: set) -> tuple[str, Any] | None:
-        """Follow bypassed nodes, reroutes, primitives and subgraphs back to a real output."""
-        key = (dto.exec_id, "out", slot)
-        if key in seen:
-            raise WorkflowFormatError(f"node {dto.exec_id}: links loop through reroutes or bypassed nodes")
-        seen.add(key)
+    def _output_step(self, dto: _Dto, slot: int, want: Any) -> tuple:
+        """One step back from an output: through a bypassed node, reroute or subgraph, or the answer."""
         node = dto.node
         kind = node.get("type")
         if node.get("mode", 0) == MODE_BYPASS:
             index = _bypass_input_index(dto, slot, want)
             if index < 0 or dto.inputs[index].get("link") is None:
-                return None
-            return self.resolve_input(dto, dto.inputs[index], want, seen)
+                return "done", None
+            return "in", dto, dto.inputs[index]
         if kind in self.subgraphs:
-            return self._resolve_subgraph_output(dto, slot, want, seen)
+            return self._subgraph_output_step(dto, slot)
         if kind == "PrimitiveNode":
             values = node.get("widgets_values")
-            return ("value", values[0]) if isinstance(values, list) and values else None
+            return "done", (("value", values[0]) if isinstance(values, list) and values else None)
         if kind == "Reroute":
             entry = dto.inputs[0] if dto.inputs else None
             if entry is None or entry.get("link") is None:
-                return None
-            return self.resolve_input(dto, entry, want, seen)
+                return "done", None
+            return "in", dto, entry
         if kind in IGNORED_TYPES:
-            return None
-        return "link", [dto.exec_id, slot]
+            return "done", None
+        return "done", ("link", [dto.exec_id, slot])
 
-    def _resolve_subgraph_input(self, dto: _Dto, link: Link, want: Any, seen: set):
-        """An inner link from the subgraph's input node: follow the instance's input, or its widget."""
+    def _subgraph_input_step(self, dto: _Dto, link: Link) -> tuple:
+        """An inner link from the subgraph's input node: to the instance's input, or its widget value."""
         instance = dto.instance
         declared = dto.graph.definition.get("inputs") or []
         if not 0 <= link.origin_slot < len(declared):
@@ -353,28 +375,28 @@ class _Converter:
         name = declared[link.origin_slot].get("name")
         entry = next((i for i in instance.inputs if i.get("name") == name), None)
         if entry is not None and entry.get("link") is not None:
-            return self.resolve_input(instance, entry, want, seen)
+            return "in", instance, entry
         values = instance.node.get("widgets_values")
         if isinstance(values, dict):
-            return ("value", values[name]) if name in values else None
+            return "done", (("value", values[name]) if name in values else None)
         index = _promoted_widget_index(dto.graph, name)
         if index is not None and isinstance(values, list) and index < len(values):
-            return "value", values[index]
-        return None  # nothing connected: the inner node keeps its own widget value
+            return "done", ("value", values[index])
+        return "done", None  # nothing connected: the inner node keeps its own widget value
 
-    def _resolve_subgraph_output(self, dto: _Dto, slot: int, want: Any, seen: set):
-        """An output of a subgraph instance: the inner node that feeds the definition's output."""
+    def _subgraph_output_step(self, dto: _Dto, slot: int) -> tuple:
+        """An output of a subgraph instance: to the inner node that feeds the definition's output."""
         sub = self.subgraphs[dto.node["type"]]
         outputs = sub.definition.get("outputs") or []
         if not 0 <= slot < len(outputs):
-            return None
+            return "done", None
         for link_id in outputs[slot].get("linkIds") or []:
             link = sub.links.get(int(link_id))
             if link is not None and link.target_id == SUBGRAPH_OUTPUT_ID:
                 inner = self.dtos.get(f"{dto.exec_id}:{link.origin_id}")
                 if inner is not None:
-                    return self.resolve_output(inner, link.origin_slot, want, seen)
-        return None
+                    return "out", inner, link.origin_slot
+        return "done", None
 
 
 def _bypass_input_index(dto: _Dto, slot: int, want: Any) -> int:
@@ -452,18 +474,71 @@ def _wrap(value: Any) -> Any:
 # PNG
 
 
-def png_text_chunks(raw: bytes, source_name: str = "PNG") -> dict[str, str]:
-    """The text chunks of a PNG (``prompt`` and ``workflow`` for ComfyUI images), without decoding pixels when possible."""
-    from PIL import Image
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
 
+
+def png_text_chunks(raw: bytes, source_name: str = "PNG", keys=("prompt", "workflow")) -> dict[str, bytes]:
+    """The text chunks called ``keys`` (ComfyUI's ``prompt`` and ``workflow``), as undecoded bytes.
+
+    Read from the chunk list itself, never decoding pixels: a few KB can describe a huge image.
+    Compressed text is inflated up to the workflow size limit only; chunks must have valid CRCs,
+    and a key given twice is refused (which one would ComfyUI read?). The bytes are decoded as
+    strict UTF-8 by ``parse_json`` (Pillow would have read tEXt as Latin-1, accepting anything).
+    """
+    def broken(why: str) -> WorkflowFormatError:
+        return WorkflowFormatError(f"{source_name}: not a readable PNG ({why})")
+
+    if not raw.startswith(PNG_SIGNATURE):
+        raise broken("no PNG signature")
+    texts: dict[str, bytes] = {}
+    pos, first = len(PNG_SIGNATURE), True
+    while True:
+        if pos + 12 > len(raw):
+            raise broken("the file ends before its IEND chunk")
+        length, kind = struct.unpack(">I4s", raw[pos:pos + 8])
+        end = pos + 8 + length
+        if end + 4 > len(raw):
+            raise broken(f"chunk {kind!r} runs past the end of the file")
+        data = raw[pos + 8:end]
+        if zlib.crc32(raw[pos + 4:end]) != struct.unpack(">I", raw[end:end + 4])[0]:
+            raise broken(f"chunk {kind!r} at byte {pos} has a wrong CRC")
+        if first and kind != b"IHDR":
+            raise broken("the first chunk is not IHDR")
+        first, pos = False, end + 4
+        if kind == b"IEND":
+            return texts
+        if kind in _TEXT_CHUNKS:
+            key, _, rest = data.partition(b"\0")
+            name = key.decode("latin-1")
+            if name in keys:
+                if name in texts:
+                    raise WorkflowFormatError(f"{source_name}: the PNG has two {name!r} text chunks")
+                texts[name] = _chunk_text(kind, rest, f"{source_name} ({name} chunk)")
+
+
+def _chunk_text(kind: bytes, rest: bytes, where: str) -> bytes:
+    """The text bytes of a tEXt, zTXt or iTXt chunk after its keyword."""
+    if kind == b"tEXt":
+        return rest
+    if kind == b"zTXt":
+        return _inflate(rest[1:], where)
+    compressed = rest[:1] == b"\1"
+    _lang, _, rest = rest[2:].partition(b"\0")
+    _translated, _, text = rest.partition(b"\0")
+    return _inflate(text, where) if compressed else text
+
+
+def _inflate(data: bytes, where: str) -> bytes:
+    """zlib-decompress at most MAX_WORKFLOW_BYTES: a small chunk may inflate to gigabytes."""
+    inflater = zlib.decompressobj()
     try:
-        with Image.open(io.BytesIO(raw)) as image:
-            texts = dict(image.info)
-            if "prompt" not in texts and "workflow" not in texts:
-                texts = dict(getattr(image, "text", {}))  # chunks after the image data need a load
-    except Exception as exc:  # Pillow raises many types for damaged files
-        raise WorkflowFormatError(f"{source_name}: not a readable PNG ({type(exc).__name__}: {exc})") from None
-    return {k: v for k, v in texts.items() if isinstance(v, str)}
+        text = inflater.decompress(data, MAX_WORKFLOW_BYTES + 1)
+    except zlib.error as exc:
+        raise WorkflowFormatError(f"{where}: damaged compressed text ({exc})") from None
+    if len(text) > MAX_WORKFLOW_BYTES:
+        raise WorkflowFormatError(f"{where}: inflates to more than {MAX_WORKFLOW_BYTES:,} bytes")
+    return text
 
 
 def workflow_from_png(raw: bytes, source_name: str) -> dict:

@@ -1,6 +1,7 @@
 """Validation before any work: find every problem, per node, in ComfyUI's error shape."""
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -8,6 +9,7 @@ from typing import Any
 import networkx as nx
 
 from . import types as T
+from .limits import MAX_LISTED, MAX_NAME_CHARS, bound_problems
 from .spec import Input, Node
 from .workflow import is_link, unwrap_literal
 
@@ -82,6 +84,8 @@ class _Report:
     def add(self, node_id: str, kind: str, message: str, details: str = "", **extra) -> None:
         node = self.workflow.get(node_id)
         class_type = node.get("class_type") if isinstance(node, dict) else None
+        if not isinstance(class_type, str) or len(class_type) > MAX_NAME_CHARS:
+            class_type = None  # only a name is echoed back, never an arbitrary (huge, nested) value
         entry = self.node_errors.setdefault(
             node_id, {"errors": [], "dependent_outputs": [], "class_type": class_type})
         entry["errors"].append({"type": kind, "message": message, "details": details, "extra_info": extra})
@@ -92,8 +96,11 @@ class _Report:
     def as_dict(self) -> dict | None:
         if not self.node_errors and self.top is None:
             return None
-        details = "\n".join(f"{e['message']}: {e['details']}" for n in self.node_errors.values()
-                            for e in n["errors"])
+        lines = [f"{e['message']}: {e['details']}" for n in self.node_errors.values() for e in n["errors"]]
+        # the JSON report keeps every error; the summary text spells out the first MAX_LISTED
+        if len(lines) > MAX_LISTED:
+            lines[MAX_LISTED:] = [f"... and {len(lines) - MAX_LISTED:,} more (node_errors lists every one)"]
+        details = "\n".join(lines)
         top = self.top or {"type": "prompt_outputs_failed_validation",
                            "message": "Prompt outputs failed validation", "details": details,
                            "extra_info": {}}
@@ -105,6 +112,8 @@ def validate(workflow: Any, registry) -> tuple[Plan | None, dict | None]:
     report = _Report(workflow if isinstance(workflow, dict) else {})
     if not isinstance(workflow, dict):
         report.fail("invalid_prompt", "Workflow must be an object of nodes keyed by id")
+        return None, report.as_dict()
+    if _report_bounds(workflow, report):
         return None, report.as_dict()
     classes = _check_nodes(workflow, registry, report)
     outputs = sorted((nid for nid, cls in classes.items() if cls.output_node), key=_id_order)
@@ -125,7 +134,33 @@ def validate(workflow: Any, registry) -> tuple[Plan | None, dict | None]:
 
 
 def _id_order(node_id: str):
-    return (0, int(node_id), "") if node_id.isdigit() else (1, 0, node_id)
+    """Numeric ids in numeric order, then the others by text; never calls int().
+
+    ``"²".isdigit()`` is true but ``int("²")`` fails, and thousands of digits are slow to convert;
+    ASCII digits without leading zeros compare as numbers by (length, text).
+    """
+    if node_id.isascii() and node_id.isdigit():
+        digits = node_id.lstrip("0") or "0"
+        return 0, len(digits), digits, node_id
+    return 1, 0, "", node_id
+
+
+def _report_bounds(workflow: dict, report: _Report) -> bool:
+    """Report what breaks the limits of untrusted workflows; True when anything does.
+
+    Nothing else is checked then: the other checks copy, print and compare values, which is
+    only safe within the limits.
+    """
+    problems = bound_problems(workflow)
+    for where, message in problems:
+        if where.node_id is None or where.node_id not in workflow:
+            report.fail("invalid_prompt", "Workflow exceeds the limits for untrusted workflows",
+                        f"{where}: {message}")
+        else:
+            report.add(where.node_id, "limit_exceeded", "Workflow limit exceeded",
+                       f"{where.name}: {message}" if where.name else message,
+                       **({"input_name": where.name} if where.name else {}))
+    return bool(problems)
 
 
 def _check_nodes(workflow: dict, registry, report: _Report) -> dict[str, type[Node]]:
@@ -241,23 +276,58 @@ def _check_link(node_id, spec, link, workflow, classes, report) -> None:
 
 
 def _check_cycles(graph: nx.DiGraph, report: _Report) -> None:
-    """Name every cycle: each strongly connected component with more than one node, or a self loop."""
+    """Name every cycle once: each strongly connected component of several nodes, or a self loop.
+
+    Every member gets the same error (one shared message), which lists at most MAX_LISTED
+    members, so reports stay linear in the graph's size however long the cycle is.
+    """
     for component in nx.strongly_connected_components(graph):
         if len(component) == 1:
             (only,) = component
             if not graph.has_edge(only, only):
                 continue
         members = sorted(component, key=_id_order)
-        cycle = " -> ".join(members + [members[0]])
+        listed = members[:MAX_LISTED]
+        if len(members) > len(listed):
+            cycle = " -> ".join(listed) + f" -> ... ({len(members):,} nodes in all)"
+        else:
+            cycle = " -> ".join(members + [members[0]])
+        details = f"nodes {cycle} depend on each other"
         for node_id in members:
-            report.add(node_id, "dependency_cycle", "Dependency cycle detected",
-                       f"nodes {cycle} depend on each other", cycle=members)
+            report.add(node_id, "dependency_cycle", "Dependency cycle detected", details,
+                       cycle=listed, cycle_size=len(members))
 
 
 def _fill_dependent_outputs(graph: nx.DiGraph, outputs: list[str], report: _Report) -> None:
+    """Each failing node's ``dependent_outputs``: the output nodes that need it (the first MAX_LISTED)."""
     if not report.node_errors:
         return
+    reach = _outputs_reached(graph, set(outputs))
     for node_id, entry in report.node_errors.items():
-        if node_id in graph:
-            reach = nx.descendants(graph, node_id) | {node_id}
-            entry["dependent_outputs"] = [o for o in outputs if o in reach]
+        if node_id in reach:
+            entry["dependent_outputs"] = reach[node_id]
+
+
+def _outputs_reached(graph: nx.DiGraph, outputs: set[str]) -> dict[str, list[str]]:
+    """For every node, the first MAX_LISTED output nodes reachable from it, in id order.
+
+    One pass over the condensation from the sinks up, merging capped lists: linear in the
+    graph's size (a search from every failing node would be quadratic).
+    """
+    dag = nx.condensation(graph)
+    found: dict[int, list[str]] = {}
+    for component in reversed(list(nx.topological_sort(dag))):
+        own = [n for n in dag.nodes[component]["members"] if n in outputs]
+        merged = heapq.merge(sorted(own, key=_id_order), *(found[c] for c in dag.successors(component)),
+                             key=_id_order)
+        found[component] = [n for n, _ in zip(_unique(merged), range(MAX_LISTED))]
+    return {node: found[c] for node, c in dag.graph["mapping"].items()}
+
+
+def _unique(ordered):
+    """Drop repeats from an ordered iterable."""
+    last = object()
+    for item in ordered:
+        if item != last:
+            yield item
+            last = item

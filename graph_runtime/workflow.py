@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import WorkflowFormatError
+from .limits import check_bounds, parse_json_int
 
 MAX_WORKFLOW_BYTES = 64 * 1024 * 1024
 
@@ -29,19 +30,26 @@ def unwrap_literal(value: Any) -> Any:
 
 
 def parse_json(text: str | bytes, source: str = "workflow") -> Any:
-    """Parse JSON, turning a syntax error into WorkflowFormatError with line and column."""
+    """Parse strict JSON within the limits of ``limits.py``; any problem is a WorkflowFormatError.
+
+    Syntax errors name the line and column; a leading byte-order mark is allowed (editors and
+    ComfyUI's front end on Windows write one).
+    """
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise WorkflowFormatError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = text.removeprefix("\ufeff")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, parse_int=parse_json_int)
     except json.JSONDecodeError as exc:
         raise WorkflowFormatError(
             f"{source}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except RecursionError:
         raise WorkflowFormatError(f"{source}: JSON nested too deeply") from None
+    check_bounds(data, source)
+    return data
 
 
 def _reject_constant(name: str):
@@ -51,6 +59,7 @@ def _reject_constant(name: str):
 def read_source(source: Any) -> Any:
     """The parsed JSON of a workflow source: a dict as it is, JSON text, or a JSON/PNG file's content."""
     if isinstance(source, dict):
+        check_bounds(source)
         return source
     if isinstance(source, (str, os.PathLike)) and looks_like_path(source):
         return _read_file(Path(source))
@@ -72,7 +81,7 @@ def looks_like_path(source) -> bool:
     """True for a path, or text that is not JSON and is short enough to be one."""
     if isinstance(source, os.PathLike):
         return True
-    text = source.lstrip()
+    text = source.lstrip().removeprefix("\ufeff").lstrip()
     return not text.startswith(("{", "[")) and len(text) < 4096
 
 
@@ -146,6 +155,7 @@ def apply_overrides(workflow: dict, overrides: dict[str, Any], registry=None) ->
                     value = coerce_override(spec.type, value)
                 except ValueError:
                     raise WorkflowFormatError(f"override {key!r}: node {node_id} ({cls.node_id}) input {name!r} "
-                                              f"expects {_EXPECTED.get(spec.type, spec.type)}, got {value!r}") from None
+                                              f"expects {_EXPECTED.get(spec.type, spec.type)}, got {value[:80]!r}") from None
+        check_bounds({node_id: {"inputs": {name: value}}}, f"override {key!r}")
         node["inputs"][name] = value
     return result

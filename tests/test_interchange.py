@@ -516,7 +516,7 @@ def test_self_containing_or_exploding_subgraphs_are_refused(registry):
     subgraphs.append(definition(ids[20], "ImageTuneTestSolid", 1))
     data = {"version": 1, "state": {}, "links": [], "nodes": [{"id": 1, "type": ids[0], "mode": 0}],
             "definitions": {"subgraphs": subgraphs}}
-    with pytest.raises(WorkflowFormatError, match="flattens to more than 100000 nodes"):
+    with pytest.raises(WorkflowFormatError, match=r"flattens to more than [0-9,]+ nodes"):
         ui_to_api(data, registry)
 
 
