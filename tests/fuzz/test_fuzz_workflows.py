@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import signal
 import struct
 import zlib
@@ -88,16 +89,17 @@ def deep_list(depth: int) -> str:
     return f"@@DEEP:{depth}@@"
 
 
+_MARKER = re.compile(r'"@@(INT|DEEP):(\d+)@@"')
+
+
 def to_bytes(value, *, bom: bool = False, trailing_comma: bool = False) -> bytes:
     """JSON text of ``value`` (escaped ASCII, so lone surrogates survive), markers expanded."""
-    text = json.dumps(value)
-    while "@@INT:" in text or "@@DEEP:" in text:
-        start = text.index('"@@') + 1
-        end = text.index("@@", start + 2) + 2
-        kind, number = text[start + 2:end - 2].split(":")
-        n = int(number)
-        raw = "9" * n if kind == "INT" else "[" * n + "]" * n
-        text = text[:start - 1] + raw + text[end + 1:]
+    def expand(found) -> str:
+        n = int(found.group(2))
+        return "9" * n if found.group(1) == "INT" else "[" * n + "]" * n
+
+    # only a whole JSON string is a marker: generated text may contain "@@" or "INT:" too
+    text = _MARKER.sub(expand, json.dumps(value))
     if trailing_comma and text.endswith("}") and len(text) > 2:
         text = text[:-1] + ",}"
     return (b"\xef\xbb\xbf" if bom else b"") + text.encode("ascii")
