@@ -104,8 +104,8 @@ def comfy_class(cls: type[Node]) -> type:
                 **kwargs):
         ctx = comfy_context(imagetune_unique_id, imagetune_prompt, imagetune_extra_pnginfo)
         for spec in cls.inputs:
-            if spec.name not in kwargs:
-                kwargs[spec.name] = spec.absent_value
+            # ComfyUI converts widget values itself; a value from a custom node may still be 2 for 2.0
+            kwargs[spec.name] = spec.as_declared(kwargs[spec.name]) if spec.name in kwargs else spec.absent_value
         return cls().run(ctx, **kwargs)
 
     attrs = {

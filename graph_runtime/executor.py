@@ -205,7 +205,7 @@ def _gather_inputs(plan: Plan, node_id: str, outputs: dict[str, tuple]) -> dict[
     for spec in cls.inputs:
         if spec.name in inputs:
             value = inputs[spec.name]
-            kwargs[spec.name] = outputs[value[0]][value[1]] if is_link(value) else unwrap_literal(value)
+            kwargs[spec.name] = outputs[value[0]][value[1]] if is_link(value) else spec.as_declared(unwrap_literal(value))
         else:
             kwargs[spec.name] = spec.absent_value
     return kwargs

@@ -63,6 +63,17 @@ class Input:
         """What ``run`` receives when the workflow leaves this (optional) input out."""
         return self.default if self.has_default else None
 
+    def as_declared(self, value: Any) -> Any:
+        """A literal in this input's declared type: a whole number for a FLOAT becomes a float and an
+        integral float for an INT an int, as ComfyUI converts them (its front end saves 2.0 as 2)."""
+        if isinstance(value, bool):
+            return value
+        if self.type == T.FLOAT and isinstance(value, int):
+            return float(value)
+        if self.type == T.INT and isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
     @property
     def has_control_widget(self) -> bool:
         """True when ComfyUI's front end adds a 'control after generate' widget after this one."""

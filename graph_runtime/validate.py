@@ -232,7 +232,8 @@ def _check_inputs(node_id, node, cls, workflow, classes, report) -> None:
                 report.add(node_id, problem[0], _TITLES.get(problem[0], problem[0]), problem[1],
                            input_name=spec.name, received_value=_jsonable(value))
     if not any(e for e in report.node_errors.get(node_id, {}).get("errors", ())):
-        literals = {k: unwrap_literal(v) for k, v in inputs.items() if not is_link(v)}
+        specs = {spec.name: spec for spec in cls.inputs}
+        literals = {k: specs[k].as_declared(unwrap_literal(v)) for k, v in inputs.items() if not is_link(v)}
         try:
             found = cls.check_inputs(**literals)
         except Exception as exc:  # a node's own check must not break validation of the rest
