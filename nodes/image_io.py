@@ -22,7 +22,7 @@ from ..graph_runtime import Input, Node, Output
 from ..graph_runtime.atomic import write_new_bytes
 from ..graph_runtime import types as T
 from ..graph_runtime.errors import NodeInputError
-from ..graph_runtime.paths import resolve_inside
+from ..graph_runtime.paths import name_problem, resolve_inside
 from ..ops.image import check_image, pil_to_array, tensor_to_pil
 
 _ANNOTATIONS = {" [input]": "input", " [output]": "output", " [temp]": "temp"}
@@ -58,16 +58,11 @@ def input_path(ctx, name: str, field: str = "image") -> Path:
 
 
 def path_problem(name) -> str | None:
-    """A reason a file name from a workflow can never be valid (absolute, '..'), or None."""
+    """A reason a file name from a workflow can never be valid, or None: ``paths.name_problem``
+    (absolute, '..', '~', NUL, unencodable text) on the name without its ComfyUI annotation."""
     if not isinstance(name, str) or not name.strip():
         return f"expected a file name, got {name!r}"
-    relative, _ = split_annotation(name)
-    parts = relative.replace("\\", "/").split("/")
-    if os.path.isabs(relative) or relative.startswith(("/", "\\")) or (len(relative) > 1 and relative[1] == ":"):
-        return f"absolute paths are not allowed, got {name!r}"
-    if ".." in parts:
-        return f"'..' is not allowed in {name!r}"
-    return None
+    return name_problem(split_annotation(name)[0])
 
 
 def file_fingerprint(ctx, name) -> object:
@@ -279,9 +274,7 @@ class LoadImageNode(Node):
 
     @classmethod
     def check_inputs(cls, image=None, **_):
-        from ..graph_runtime.paths import name_problem  # also what the file system cannot encode
-
-        problem = path_problem(image) or name_problem(split_annotation(image)[0]) if image is not None else None
+        problem = path_problem(image) if image is not None else None
         return [("image", problem)] if problem else []
 
 
@@ -301,9 +294,7 @@ class SaveImageNode(Node):
 
     @classmethod
     def check_inputs(cls, filename_prefix=None, **_):
-        from ..graph_runtime.paths import name_problem  # also what the file system cannot encode
-
-        problem = path_problem(filename_prefix) or name_problem(filename_prefix) if filename_prefix is not None else None
+        problem = path_problem(filename_prefix) if filename_prefix is not None else None
         return [("filename_prefix", problem)] if problem else []
 
 
