@@ -127,7 +127,7 @@ def cmd_run(args) -> int:
     if args.input_dir:
         ctx.input_dir = args.input_dir
     ctx.models_dirs = list(args.models_dir) + ctx.models_dirs
-    previous = _install_sigint(ctx)
+    previous = install_sigint(ctx.interrupt_event, "stopping after the current step")
     try:
         # --set changes the API prompt only: an embedded UI graph would show the old values, so
         # saved PNGs then carry the prompt alone (ComfyUI opens that too).
@@ -165,16 +165,17 @@ def _ui_workflow(source) -> dict | None:
     return data if isinstance(data, dict) and isinstance(data.get("nodes"), list) else None
 
 
-def _install_sigint(ctx):
-    """First Ctrl-C asks the run to stop between steps; a second one stops at once."""
+def install_sigint(event: threading.Event, first_message: str):
+    """First Ctrl-C prints ``first_message`` and sets ``event`` (stop at the next boundary); a second
+    one stops at once (KeyboardInterrupt). Returns the previous handler, to restore afterwards."""
     if threading.current_thread() is not threading.main_thread():
         return signal.getsignal(signal.SIGINT)
 
     def handler(signum, frame):
-        if ctx.interrupt_event.is_set():
+        if event.is_set():
             raise KeyboardInterrupt
-        print("\nimagetune: stopping after the current step (Ctrl-C again to stop now)", file=sys.stderr)
-        ctx.interrupt()
+        print(f"\nimagetune: {first_message} (Ctrl-C again to stop now)", file=sys.stderr)
+        event.set()
 
     return signal.signal(signal.SIGINT, handler)
 

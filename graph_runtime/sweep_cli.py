@@ -52,9 +52,9 @@ def add_parser(sub) -> None:
 
 def cmd_sweep(args) -> int:
     """Run (or save) a sweep; exit 0 when every job is done, 3 when some failed."""
-    from .cli import EXIT_FAILED, EXIT_INTERRUPTED
+    from .cli import EXIT_FAILED, EXIT_INTERRUPTED, install_sigint
     from .executor import default_runtime
-    from .sweeps import SHEET, MANIFEST, default_out_dir, install_sigint, load_sweep, sweep, validate_jobs
+    from .sweeps import SHEET, MANIFEST, default_out_dir, load_sweep, sweep, validate_jobs
     from .sweep_spec import save_sweep_file
     from .sweep_worker import worker_settings
 
@@ -77,7 +77,7 @@ def cmd_sweep(args) -> int:
             return 0
         out = args.out or default_out_dir(spec)
         stop = threading.Event()
-        previous = install_sigint(stop)
+        previous = install_sigint(stop, "no new jobs; finishing the ones running")
         try:
             rows = sweep(spec, out=out, workers=args.workers, ray=actors, retries=args.retries,
                          progress=not args.no_progress, device=args.device, threads=args.threads,
@@ -87,8 +87,7 @@ def cmd_sweep(args) -> int:
             print(f"imagetune: sweep stopped; finished jobs are in {out / MANIFEST}", file=sys.stderr)
             return EXIT_INTERRUPTED
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGINT, previous)
     finally:
         if actors is not None:
             actors.close()

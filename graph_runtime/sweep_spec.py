@@ -26,7 +26,6 @@ class Sweep:
     workflow: dict
     vary: dict[str, list] = field(default_factory=dict)
     zip: bool = False
-    source: str | None = None  # where the workflow came from, for messages and saved sweeps
 
     def jobs(self) -> list[dict[str, Any]]:
         """The overrides of every job, in order: the Cartesian product (last key fastest) or the zip."""
@@ -57,10 +56,10 @@ class Sweep:
         return {"format": SWEEP_FORMAT, "workflow": self.workflow, "vary": self.vary, "zip": self.zip}
 
 
-def parse_values(text: str, base: Path | None = None) -> list[str]:
+def parse_values(text: str) -> list[str]:
     """``a|b|c`` -> a list, ``A..B`` -> whole numbers A to B inclusive, ``@FILE`` -> one value per line."""
     if text.startswith("@"):
-        return _read_value_file(Path(text[1:]) if base is None else base / text[1:])
+        return _read_value_file(Path(text[1:]))
     found = _RANGE.match(text)
     if found:
         start, stop = int(found.group(1)), int(found.group(2))
@@ -119,13 +118,12 @@ def sweep_from_data(data: dict, base: Path, source: str, registry=None) -> Sweep
     workflow = data["workflow"]
     if isinstance(workflow, str):
         workflow = str(base / workflow)
-        source = workflow
     elif not isinstance(workflow, dict):
         raise WorkflowFormatError(f"{source}: 'workflow' must be a workflow object or a file path")
     zipped = data.get("zip", False)
     if not isinstance(zipped, bool):
         raise WorkflowFormatError(f"{source}: 'zip' must be true or false")
-    return Sweep(load_workflow(workflow, registry), vary, zipped, source)
+    return Sweep(load_workflow(workflow, registry), vary, zipped)
 
 
 def is_sweep_file(data: Any) -> bool:

@@ -6,7 +6,6 @@ records each row as it arrives and finally draws the contact sheet.
 """
 from __future__ import annotations
 
-import signal
 import threading
 from pathlib import Path
 from typing import Any, Iterator
@@ -62,13 +61,13 @@ def load_sweep(workflow: Any, vary: dict | list | None = None, *, zip: bool = Fa
             base = Path(source).parent if source else Path.cwd()
             spec = sweep_from_data(data, base, source or "sweep", registry)
         else:
-            spec = Sweep(as_api_format(data, registry), {}, zip, source)
+            spec = Sweep(as_api_format(data, registry), {}, zip)
     for key in vary:
         if key in spec.vary:
             raise WorkflowFormatError(f"--vary {key}: the sweep file varies it already")
     merged = {**spec.vary, **vary}
     return Sweep(spec.workflow, {k: _typed_values(spec.workflow, k, v, registry) for k, v in merged.items()},
-                 spec.zip or zip, spec.source)
+                 spec.zip or zip)
 
 
 def _typed_values(workflow: dict, key: str, values: list, registry) -> list:
@@ -213,21 +212,6 @@ class _JobBar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def install_sigint(stop: threading.Event):
-    """First Ctrl-C: start no new job, let running ones finish; second: stop at once."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    import sys
-
-    def handler(signum, frame):
-        if stop.is_set():
-            raise KeyboardInterrupt
-        print("\nimagetune: no new jobs; finishing the ones running (Ctrl-C again to stop now)", file=sys.stderr)
-        stop.set()
-
-    return signal.signal(signal.SIGINT, handler)
 
 
 __all__ = ["MANIFEST", "SHEET", "Sweep", "SweepValidationError", "load_sweep", "sweep", "validate_jobs"]
