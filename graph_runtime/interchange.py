@@ -5,7 +5,9 @@ and ``ExecutableNodeDTO.ts``): subgraph instances are flattened into ``"outer:in
 ``widgets_values`` are mapped by the declared input order, links override widget values,
 Reroutes pass through, a PrimitiveNode's value lands in the inputs it feeds, Notes and groups
 are ignored, muted (mode 2) nodes are dropped and bypassed (mode 4) nodes pass the matching
-input through. Both link layouts are read: v0.4 tuples and v1 objects.
+input through. A muted or bypassed subgraph instance keeps its inner nodes, as in the front end:
+a bypassed one passes its matching input to what its outputs feed, a muted one its inner output.
+Both link layouts are read: v0.4 tuples and v1 objects.
 """
 from __future__ import annotations
 
@@ -278,12 +280,10 @@ class _Converter:
             return False
         if node.get("type") in IGNORED_TYPES:
             return False
-        scope: _Dto | None = dto
-        while scope is not None:  # a muted or bypassed subgraph instance silences its insides
-            if scope.node.get("mode", 0) in (MODE_MUTED, MODE_BYPASS):
-                return False
-            scope = scope.instance
-        return True
+        # Only the node's own mode counts: the front end flattens a muted or bypassed subgraph
+        # instance's inner nodes like any other (SubgraphNode.getInnerNodes ignores the instance's
+        # mode), so they are emitted; the instance's mode only changes what its outputs resolve to.
+        return node.get("mode", 0) not in (MODE_MUTED, MODE_BYPASS)
 
     def _api_node(self, dto: _Dto, cls) -> dict:
         inputs = {k: _wrap(v) for k, v in map_widget_values(cls, dto.node.get("widgets_values")).items()}
