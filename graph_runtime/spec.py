@@ -168,11 +168,23 @@ class Node:
         raise KeyError(f"{cls.node_id} has no input '{name}'")
 
 
+#: words with a capital inside, which no case rule can split right ('LiT' would read 'Li T')
+SPELLED_WORDS = ("LiT",)
+#: a spelled word; an acronym (capitals not followed by a lower-case letter: 'GAN' in 'GANLatent');
+#: a word; a number with its unit ("4x")
+_WORD = re.compile("|".join(f"{w}(?![a-z])" for w in SPELLED_WORDS) + r"|[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+[a-z]*")
+
+
+def id_words(name: str) -> list[str]:
+    """The words of a CamelCase id: 'GANLatent' -> ['GAN', 'Latent'], 'LiTBestOfN' -> ['LiT', 'Best', 'Of', 'N']."""
+    return _WORD.findall(name)
+
+
 def _title_from_id(node_id: str, comfy_core: bool = False) -> str:
     """'ImageTuneUnsharpMask' -> 'Unsharp Mask (ImageTune)'; a ComfyUI core name keeps its words alone."""
     if comfy_core or not node_id.startswith(NODE_ID_PREFIX):
-        return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", node_id)
-    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", node_id[len(NODE_ID_PREFIX):]).strip()
+        return " ".join(id_words(node_id)) or node_id
+    words = " ".join(id_words(node_id[len(NODE_ID_PREFIX):]))
     return f"{words} (ImageTune)" if words else node_id
 
 
