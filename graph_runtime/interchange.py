@@ -95,7 +95,7 @@ def widget_default(spec) -> Any:
     if spec.has_default:
         return spec.default
     if spec.type == T.COMBO:
-        return spec.choices[0]
+        return (spec.choices or spec.listed_choices() or ("",))[0]
     return _TYPE_DEFAULTS.get(spec.type)
 
 

@@ -158,7 +158,8 @@ def _input_problems(entry) -> list[str]:
     if not isinstance(opts.get("tooltip", ""), str):
         problems.append("tooltip is not text")
     if isinstance(kind, list):
-        if not kind or not all(isinstance(c, str) for c in kind):
+        # empty is allowed where the list is of files found (ComfyUI's LoadImage on an empty input/)
+        if (not kind and not opts.get("image_upload")) or not all(isinstance(c, str) for c in kind):
             problems.append(f"combo choices {kind!r}")
         elif "default" in opts and opts["default"] not in kind:
             problems.append(f"combo default {opts['default']!r} not a choice")
