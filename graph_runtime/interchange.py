@@ -72,12 +72,13 @@ class _Dto:
 # widgets_values -> input names
 
 
-def widget_layout(cls, legacy: bool = False) -> list[str | None]:
+def widget_layout(cls, legacy: bool = False, upload: bool = False) -> list[str | None]:
     """Input names in the order the front end creates widgets; ``None`` marks a slot that is no input.
 
     Required inputs come before optional ones (``INPUT_TYPES`` order). Seed-like INT inputs are
     followed by their "control after generate" slot. ``legacy`` is the layout before front end
-    1.16, where a ``forceInput`` input still had a widget (its value is not an input).
+    1.16, where a ``forceInput`` input still had a widget (its value is not an input); ``upload``
+    that of front ends which save an ``image_upload`` combo's upload button ("image") after it.
     """
     ordered = [s for s in cls.inputs if not s.optional] + [s for s in cls.inputs if s.optional]
     slots: list[str | None] = []
@@ -85,7 +86,7 @@ def widget_layout(cls, legacy: bool = False) -> list[str | None]:
         if not spec.is_widget or (spec.force_input and not legacy):
             continue
         slots.append(None if spec.force_input else spec.name)
-        if spec.has_control_widget:
+        if spec.has_control_widget or (upload and spec.image_upload):
             slots.append(None)
     return slots
 
@@ -106,9 +107,10 @@ def map_widget_values(cls, values: Any) -> dict[str, Any]:
         found = {k: v for k, v in values.items() if k in widgets}
     else:
         values = values if isinstance(values, list) else []
-        modern, legacy = widget_layout(cls), widget_layout(cls, legacy=True)
-        # Old files keep a slot per forceInput widget; the front end migrates them by length.
-        layout = legacy if len(legacy) != len(modern) and len(values) == len(legacy) else modern
+        # Old files keep a slot per forceInput widget (the front end migrates them by length), and
+        # some front ends an upload button's; the first layout of the values' length is theirs.
+        layouts = [widget_layout(cls, legacy, upload) for legacy in (False, True) for upload in (False, True)]
+        layout = next((slots for slots in layouts if len(slots) == len(values)), layouts[0])
         found = {name: value for name, value in zip(layout, values) if name is not None}
     for name, spec in widgets.items():  # values missing from older files: the widget's default
         if name not in found:

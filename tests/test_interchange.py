@@ -205,6 +205,26 @@ def test_widget_layout_follows_the_front_end():
     assert widget_layout(ShiftImageNode) == []
 
 
+class PickFileNode(Node):
+    """Test: an upload dropdown followed by another widget."""
+
+    node_id = "ImageTuneTestPickFile"
+    category = "ImageTune/test"
+    inputs = (Input("image", T.COMBO, default="a.png", listing=lambda: ["a.png", "b.png"], open=True,
+                    image_upload=True), Input("frames", T.INT, default=1, min=1, max=9))
+    outputs = (Output(T.STRING, "name"),)
+
+    def run(self, ctx, image, frames):
+        return (image,)
+
+
+@pytest.mark.parametrize("values", [["b.png", 3], ["b.png", "image", 3]])
+def test_an_upload_buttons_saved_slot_is_skipped(values):
+    # LoadImage saves ["example.png", "image"] on front ends that serialise the upload button
+    assert widget_layout(PickFileNode, upload=True) == ["image", None, "frames"]
+    assert map_widget_values(PickFileNode, values) == {"image": "b.png", "frames": 3}
+
+
 def test_old_files_with_a_boolean_control_slot_and_missing_optionals():
     values = map_widget_values(MakeSolidNode, [5, 6, 7, True, "blue"])
     assert values == {"width": 5, "height": 6, "seed": 7, "color": "blue", "noise": 0.0}
