@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..graph_runtime.errors import NodeInputError
 from ..graph_runtime.listings import comfy_folder_paths, files_below, folders_holding
-from ..graph_runtime.paths import resolve_inside
+from ..graph_runtime.paths import name_problem, resolve_inside
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
 _WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".json")
@@ -69,22 +69,27 @@ class Place:
 
     def names(self, roots) -> list[str]:
         """The models found in this place now, as names ``ModelKind.find`` resolves."""
+        local = [Path(root) / self.subfolder for root in roots]
         found: list[str] = []
-        dirs = [Path(root) / self.subfolder for root in roots] + self.comfy_dirs()
         if self.marker:
-            for folder in dirs:
+            for folder in local + self.comfy_dirs():
                 found += folders_holding(folder, self.marker)
         if self.suffixes:
-            for folder in dirs:
+            for folder in local:
                 found += files_below(folder, self.suffixes)
-            comfy = comfy_folder_paths()
-            if comfy is not None and self.comfy_folder:  # its cached list, as ComfyUI's own loaders use
-                try:
-                    found += [n.replace(os.sep, "/") for n in comfy.get_filename_list(self.comfy_folder)
-                              if n.lower().endswith(self.suffixes)]
-                except (KeyError, AttributeError):
-                    pass
+            found += self.comfy_files()
         return found
+
+    def comfy_files(self) -> list[str]:
+        """ComfyUI's list of this place's files (its cached ``get_filename_list``, as its own loaders use)."""
+        comfy = comfy_folder_paths()
+        if comfy is None or not self.comfy_folder:
+            return []
+        try:
+            names = comfy.get_filename_list(self.comfy_folder)
+        except (KeyError, AttributeError):
+            return []
+        return [n.replace(os.sep, "/") for n in names if n.lower().endswith(self.suffixes)]
 
 
 @dataclass(frozen=True)
@@ -103,23 +108,35 @@ class ModelKind:
         """The sub-folders of a model root that are searched, for messages."""
         return tuple(dict.fromkeys(p.subfolder for p in self.places if p.subfolder))
 
-    def candidates(self, roots, name: str, field: str):
-        """Each path ``name`` may mean, in search order: every root's places, then ComfyUI's folders.
-
-        Raises NodeInputError when ``name`` is absolute, contains '..' or leads outside its folder.
-        """
-        for root in roots:
-            for place in self.places:
-                yield resolve_inside(root, f"{place.subfolder}/{name}" if place.subfolder else name, field)
-        for place in self.places:
-            for folder in place.comfy_dirs():
-                yield resolve_inside(folder, name, field)
+    def candidates(self, roots, name: str) -> list[tuple[Path, str]]:
+        """Each (folder, relative path) ``name`` may mean, in search order: every root's places,
+        then ComfyUI's folders (a root's place is checked against the root, so a sub-folder linked
+        elsewhere in it is fine)."""
+        found = [(Path(root), f"{p.subfolder}/{name}" if p.subfolder else name) for root in roots for p in self.places]
+        return found + [(folder, name) for p in self.places for folder in p.comfy_dirs()]
 
     def find(self, roots, name: str, field: str) -> Path | None:
-        """The first existing path ``name`` means, or None."""
+        """The first existing path ``name`` means, or None.
+
+        Raises NodeInputError when ``name`` is absolute or contains '..', or when it exists only
+        through a link that leads outside its folder.
+        """
         if not isinstance(name, str) or not name.strip():
             raise NodeInputError(field, f"expected a model name or path, got {name!r}")
-        return next((path for path in self.candidates(roots, name, field) if path.exists()), None)
+        problem = name_problem(name)
+        if problem:
+            raise NodeInputError(field, problem)
+        escaped = None
+        for folder, relative in self.candidates(roots, name):
+            if not (folder / relative).exists():
+                continue
+            try:
+                return resolve_inside(folder, relative, field)
+            except NodeInputError as exc:  # there through a link out of this folder; another may hold it
+                escaped = escaped or exc
+        if escaped is not None:
+            raise escaped
+        return None
 
     def names(self, roots) -> list[str]:
         """Every model of this kind found under ``roots`` (and ComfyUI's folders), sorted, once each."""

@@ -34,3 +34,17 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def load_folder_paths():
+    """Loads a fresh copy of the stand-in for ComfyUI's ``folder_paths`` (tests/stand_ins), laid out
+    under a given base folder; the caller puts it in ``sys.modules``."""
+    def load(base: Path):
+        spec = importlib.util.spec_from_file_location("folder_paths", ROOT / "tests" / "stand_ins" / "folder_paths.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.configure(str(base))
+        return module
+
+    return load

@@ -359,21 +359,12 @@ def test_a_module_listing_a_missing_lazy_dependency_is_disabled(comfy_pack, capl
 
 # -- inside ComfyUI: progress, interrupt, memory and folders go to ComfyUI ------------------------
 
-def load_folder_paths(base: Path) -> types.ModuleType:
-    """A fresh copy of the stand-in for ComfyUI's ``folder_paths`` (tests/stand_ins), laid out under ``base``."""
-    spec = importlib.util.spec_from_file_location("folder_paths", ROOT / "tests" / "stand_ins" / "folder_paths.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.configure(str(base))
-    return module
-
-
 class InterruptProcessingException(Exception):
     """Stands in for comfy.model_management.InterruptProcessingException."""
 
 
 @pytest.fixture
-def comfy_modules(tmp_path, monkeypatch):
+def comfy_modules(tmp_path, monkeypatch, load_folder_paths):
     """Stand-ins for the ComfyUI modules the bridge talks to (ComfyUI itself is not importable here)."""
     calls: list[tuple] = []
     state = {"interrupted": False}

@@ -163,3 +163,30 @@ def test_an_open_combo_is_declared_with_a_listing_or_choices():
         type("XNode", (Node,), {"__doc__": "x", "node_id": "ImageTuneX", "category": "ImageTune/test",
                                 "inputs": (In("a", T.STRING, open=True),), "outputs": (),
                                 "output_node": True, "run": lambda self, ctx, a: ()})
+
+
+def test_a_name_there_only_through_a_link_out_of_its_folder_is_refused(roots, tmp_path):
+    from imagetune.graph_runtime import NodeInputError
+    from imagetune.ops.model_files import TEXT_ENCODERS
+
+    models, _ = roots
+    _touch(tmp_path / "outside" / "secret-encoder" / "config.json")
+    (models / "text_encoders" / "linked").symlink_to(tmp_path / "outside" / "secret-encoder")
+    with pytest.raises(NodeInputError, match="leads outside"):
+        TEXT_ENCODERS.find([models], "linked", "text_encoder")
+    assert TEXT_ENCODERS.find([models], "my-bert", "text_encoder") == models / "text_encoders" / "my-bert"
+    assert TEXT_ENCODERS.find([models], "not-there", "text_encoder") is None  # may still be a hub id
+
+
+def test_inside_comfyui_a_model_folder_linked_elsewhere_is_comfyuis_folder(roots, tmp_path, monkeypatch,
+                                                                          load_folder_paths):
+    # ComfyUI installs often link models/checkpoints to a big disk: folder_paths' folder is the root then
+    from imagetune.ops.model_files import PIPELINES
+
+    base = tmp_path / "comfy"
+    _touch(tmp_path / "disk" / "ckpts" / "big.safetensors")
+    (base / "models").mkdir(parents=True)
+    (base / "models" / "checkpoints").symlink_to(tmp_path / "disk" / "ckpts")
+    monkeypatch.setitem(sys.modules, "folder_paths", load_folder_paths(base))
+    assert "big.safetensors" in PIPELINES.names([base / "models"])
+    assert PIPELINES.find([base / "models"], "big.safetensors", "model") == tmp_path / "disk" / "ckpts" / "big.safetensors"
