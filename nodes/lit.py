@@ -153,6 +153,7 @@ class ClassifyImageZeroShotNode(Node):
     """Zero-shot classify images among comma-separated labels, each put into a caption template."""
 
     node_id = "ImageTuneLiTClassify"
+    display_name = "LiT Zero-Shot Classify (ImageTune)"  # the id cannot say how it classifies
     category = CATEGORY
     inputs = (Input("lit_model", T.LIT_MODEL), Input("images", T.IMAGE),
               Input("labels", T.STRING, default="red, green, blue", multiline=True,
