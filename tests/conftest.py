@@ -48,3 +48,22 @@ def load_folder_paths():
         return module
 
     return load
+
+
+@pytest.fixture(scope="session")
+def keep_node():
+    """A test sink: an output node (``ImageTuneTestKeep``) that keeps whatever it is given."""
+    from imagetune.graph_runtime import Input, Node
+
+    class KeepNode(Node):
+        """Test sink: an output node that keeps whatever it is given."""
+
+        node_id = "ImageTuneTestKeep"
+        category = "ImageTune/test"
+        inputs = (Input("value", "*"),)
+        output_node = True
+
+        def run(self, ctx, value):
+            return {"ui": {}, "result": ()}
+
+    return KeepNode

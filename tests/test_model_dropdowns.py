@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imagetune.graph_runtime import Input, Node, NodeRegistry, validate
+from imagetune.graph_runtime import Node, NodeRegistry, validate
 from imagetune.graph_runtime import types as T
 from imagetune.graph_runtime.cli import main as cli_main
-from imagetune.graph_runtime.comfy_bridge import object_info
 from imagetune.nodes import ALL_NODES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,19 +24,10 @@ LOADERS = {"ImageTuneLoadTextEncoder": "text_encoder", "ImageTuneLoadPipeline": 
            "ImageTuneLoadLiTModel": "model", "ImageTuneLoadUpscaleModel": "model_name", "ImageTuneLoadImage": "image"}
 
 
-class KeepAnythingNode(Node):
-    """Test: an output node that takes any value, so a lone loader is validated."""
-
-    node_id = "ImageTuneTestKeepAnything"
-    category = "ImageTune/test"
-    inputs = (Input("value", "*"),)
-    output_node = True
-
-    def run(self, ctx, value):
-        return {"ui": {}, "result": ()}
-
-
-REGISTRY = NodeRegistry(ALL_NODES + (KeepAnythingNode,))
+@pytest.fixture
+def registry(keep_node):
+    """The pack's nodes and a sink, so a lone loader is validated."""
+    return NodeRegistry(ALL_NODES + (keep_node,))
 
 
 def _touch(path: Path, text: str = "{}") -> Path:
@@ -65,7 +55,8 @@ def roots(tmp_path, monkeypatch):
 
 
 def _listed(node_id: str) -> tuple[str, ...]:
-    return REGISTRY.get(node_id).input(LOADERS[node_id]).listed_choices()
+    (cls,) = [c for c in ALL_NODES if c.node_id == node_id]
+    return cls.input(LOADERS[node_id]).listed_choices()
 
 
 def test_the_declarations_list_the_model_roots_and_the_input_folder(roots):
@@ -96,14 +87,14 @@ def test_imagetune_nodes_shows_the_lists(roots, capsys):
     assert image[0] == ["photo.png", "shots/b.jpg"] and image[1]["image_upload"] is True
 
 
-def _validated(node_id: str, value) -> dict | None:
+def _validated(registry, node_id: str, value) -> dict | None:
     """The errors of a workflow of one loader set to ``value`` (and its other inputs' defaults)."""
-    cls = REGISTRY.get(node_id)
+    cls = registry.get(node_id)
     inputs = {spec.name: spec.default for spec in cls.inputs if spec.has_default and not spec.optional}
     inputs[LOADERS[node_id]] = value
     workflow = {"1": {"class_type": node_id, "inputs": inputs},
-                "2": {"class_type": "ImageTuneTestKeepAnything", "inputs": {"value": ["1", 0]}}}
-    plan, errors = validate(workflow, REGISTRY)
+                "2": {"class_type": "ImageTuneTestKeep", "inputs": {"value": ["1", 0]}}}
+    plan, errors = validate(workflow, registry)
     return None if plan is not None else errors["node_errors"]["1"]["errors"]
 
 
@@ -115,18 +106,18 @@ def _validated(node_id: str, value) -> dict | None:
     ("ImageTuneLoadUpscaleModel", "sub/2x.pth", "upscale_models/4x-mine.safetensors"),
     ("ImageTuneLoadImage", "shots/b.jpg", "result.png [output]"),
 ])
-def test_listed_and_unlisted_names_validate_headless(roots, node_id, listed, unlisted):
+def test_listed_and_unlisted_names_validate_headless(roots, registry, node_id, listed, unlisted):
     assert listed in _listed(node_id) and unlisted not in _listed(node_id)
-    assert _validated(node_id, listed) is None
-    assert _validated(node_id, unlisted) is None
+    assert _validated(registry, node_id, listed) is None
+    assert _validated(registry, node_id, unlisted) is None
 
 
 @pytest.mark.parametrize("node_id", sorted(LOADERS))
 @pytest.mark.parametrize("value, kind", [("/etc/passwd", "custom_validation_failed"),
                                          ("../../secret", "custom_validation_failed"),
                                          (7, "invalid_input_type"), (["1", 0, 2], "bad_linked_input")])
-def test_an_open_list_still_refuses_what_no_folder_allows(roots, node_id, value, kind):
-    errors = _validated(node_id, value)
+def test_an_open_list_still_refuses_what_no_folder_allows(roots, registry, node_id, value, kind):
+    errors = _validated(registry, node_id, value)
     assert errors and errors[0]["type"] == kind and errors[0]["extra_info"]["input_name"] == LOADERS[node_id]
 
 
@@ -156,12 +147,11 @@ def test_listing_choices_imports_no_torch(roots):
 
 
 def test_an_open_combo_is_declared_with_a_listing_or_choices():
-    from imagetune.graph_runtime import NodeDefinitionError
-    from imagetune.graph_runtime.spec import Input as In
+    from imagetune.graph_runtime import Input, NodeDefinitionError
 
     with pytest.raises(NodeDefinitionError, match="listing, open and image_upload are for a COMBO"):
         type("XNode", (Node,), {"__doc__": "x", "node_id": "ImageTuneX", "category": "ImageTune/test",
-                                "inputs": (In("a", T.STRING, open=True),), "outputs": (),
+                                "inputs": (Input("a", T.STRING, open=True),), "outputs": (),
                                 "output_node": True, "run": lambda self, ctx, a: ()})
 
 
