@@ -128,7 +128,7 @@ class ModelKind:
             raise NodeInputError(field, problem)
         escaped = None
         for folder, relative in self.candidates(roots, name):
-            if not (folder / relative).exists():
+            if not _exists(folder / relative):
                 continue
             try:
                 return resolve_inside(folder, relative, field)
@@ -152,6 +152,14 @@ class ModelKind:
             if place.comfy_folder:
                 folder_paths.add_model_folder_path(place.comfy_folder,
                                                    os.path.join(folder_paths.models_dir, place.comfy_folder))
+
+
+def _exists(path: Path) -> bool:
+    """``path.exists()``, False for a name the file system refuses (too long, a bad byte)."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def listing_roots() -> list[Path]:

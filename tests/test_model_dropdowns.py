@@ -166,6 +166,7 @@ def test_a_name_there_only_through_a_link_out_of_its_folder_is_refused(roots, tm
         TEXT_ENCODERS.find([models], "linked", "text_encoder")
     assert TEXT_ENCODERS.find([models], "my-bert", "text_encoder") == models / "text_encoders" / "my-bert"
     assert TEXT_ENCODERS.find([models], "not-there", "text_encoder") is None  # may still be a hub id
+    assert TEXT_ENCODERS.find([models], "a" * 300 + "/x", "text_encoder") is None  # too long for the disk
 
 
 def test_inside_comfyui_a_model_folder_linked_elsewhere_is_comfyuis_folder(roots, tmp_path, monkeypatch,
