@@ -5,13 +5,14 @@ The API format is ``{"<id>": {"class_type": str, "inputs": {name: literal | [src
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from .errors import WorkflowFormatError
-from .limits import check_bounds, parse_json_int
+from .limits import check_bounds, checked_copy, parse_json_int
 
 MAX_WORKFLOW_BYTES = 64 * 1024 * 1024
 
@@ -27,6 +28,21 @@ def unwrap_literal(value: Any) -> Any:
     if isinstance(value, dict) and set(value) == {"__value__"}:
         return value["__value__"]
     return value
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def copy_workflow(value: Any) -> Any:
+    """A deep copy of JSON-shaped data: dicts and lists are copied, immutable scalars shared, anything
+    else deep-copied. Several times faster than ``copy.deepcopy`` on workflows (no memo); the data
+    must be within the limits of ``limits.py`` (its depth bounds the recursion)."""
+    kind = type(value)
+    if kind is dict:
+        return {k: v if type(v) in _SCALARS else copy_workflow(v) for k, v in value.items()}
+    if kind is list:
+        return [v if type(v) in _SCALARS else copy_workflow(v) for v in value]
+    return value if kind in _SCALARS else copy.deepcopy(value)
 
 
 def parse_json(text: str | bytes, source: str = "workflow") -> Any:
@@ -57,10 +73,12 @@ def _reject_constant(name: str):
 
 
 def read_source(source: Any) -> Any:
-    """The parsed JSON of a workflow source: a dict as it is, JSON text, or a JSON/PNG file's content."""
+    """The parsed JSON of a workflow source: a copy of a dict, JSON text, or a JSON/PNG file's content.
+
+    Always within the limits of ``limits.py``, and the caller's own: a dict is copied as it is checked.
+    """
     if isinstance(source, dict):
-        check_bounds(source)
-        return source
+        return checked_copy(source)
     if isinstance(source, (str, os.PathLike)) and looks_like_path(source):
         return _read_file(Path(source))
     if isinstance(source, (str, bytes)):
@@ -134,10 +152,11 @@ _EXPECTED = {"INT": "a whole number (INT)", "FLOAT": "a number (FLOAT)", "BOOLEA
 def apply_overrides(workflow: dict, overrides: dict[str, Any], registry=None) -> dict:
     """Return a copy of ``workflow`` with ``{"ID.INPUT": value}`` overrides applied.
 
-    String values are coerced to the declared widget type when a registry is given.
+    String values are coerced to the declared widget type when a registry is given. Only the
+    overridden nodes (and their inputs) are new objects; the others are ``workflow``'s own.
     """
-    result = {nid: dict(node, inputs=dict(node.get("inputs", {}))) if isinstance(node, dict) else node
-              for nid, node in workflow.items()}
+    result = dict(workflow)
+    copied = set()
     for key, value in overrides.items():
         node_id, sep, name = str(key).partition(".")
         if not sep or not name:
@@ -145,6 +164,11 @@ def apply_overrides(workflow: dict, overrides: dict[str, Any], registry=None) ->
         node = result.get(node_id)
         if not isinstance(node, dict):
             raise WorkflowFormatError(f"override {key!r}: the workflow has no node {node_id!r}")
+        if node_id not in copied:
+            if not isinstance(node.get("inputs", {}), dict):
+                raise WorkflowFormatError(f"override {key!r}: node {node_id}'s inputs are not an object")
+            node = result[node_id] = dict(node, inputs=dict(node.get("inputs", {})))
+            copied.add(node_id)
         if isinstance(value, str) and registry is not None:
             cls = registry.get(node.get("class_type"))
             spec = next((i for i in cls.inputs if i.name == name), None) if cls else None
