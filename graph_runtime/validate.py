@@ -15,14 +15,24 @@ from .workflow import is_link, unwrap_literal
 
 @dataclass
 class Plan:
-    """A validated workflow: the nodes to run, in order, with their classes and literal inputs."""
+    """A validated workflow: the nodes to run, with their classes and literal inputs, and their order."""
 
     workflow: dict
-    order: list[str]
     classes: dict[str, type[Node]]
     outputs: list[str]
+    #: node -> the nodes it links from (the nodes to run, and the links between them)
+    parents: dict[str, list[str]] = field(repr=False)
     #: each node's cache-key part that depends on the workflow alone, filled as the executor needs it
     static_keys: dict[str, str] = field(default_factory=dict, repr=False)
+    _order: list[str] | None = field(default=None, repr=False)
+
+    @property
+    def order(self) -> list[str]:
+        """The nodes to run, each after those it links from, the smallest id first among the ready ones
+        (computed when first needed: validation itself only needs to know there is no cycle)."""
+        if self._order is None:
+            self._order = _kahn(self.parents, lexicographic=True)
+        return self._order
 
 
 def literal_problem(spec: Input, value: Any) -> tuple[str, str] | None:
@@ -127,8 +137,8 @@ def validate(workflow: Any, registry, *, bounded: bool = False) -> tuple[Plan | 
     parents = _reachable_parents(workflow, classes, outputs)
     for node_id in parents:
         _check_inputs(node_id, workflow[node_id], classes[node_id], workflow, classes, report)
-    order = _topological_order(parents)
-    if order is None or report.node_errors:
+    acyclic = _kahn(parents, lexicographic=False) is not None
+    if not acyclic or report.node_errors:
         # the error path: networkx names the cycles and finds each failing node's outputs
         graph = _as_digraph(parents)
         _check_cycles(graph, report)
@@ -136,7 +146,7 @@ def validate(workflow: Any, registry, *, bounded: bool = False) -> tuple[Plan | 
     result = report.as_dict()
     if result is not None:
         return None, result
-    return Plan(workflow, order, {n: classes[n] for n in order}, outputs), None
+    return Plan(workflow, {n: classes[n] for n in parents}, outputs, parents), None
 
 
 def recheck_nodes(plan: Plan, workflow: dict, changed) -> Plan | None:
@@ -163,8 +173,8 @@ def recheck_nodes(plan: Plan, workflow: dict, changed) -> Plan | None:
         _check_inputs(node_id, new, cls, workflow, plan.classes, report)
         if report.node_errors:
             return None
-    return Plan(workflow, plan.order, plan.classes, plan.outputs,
-                {n: k for n, k in plan.static_keys.items() if n not in changed})
+    return Plan(workflow, plan.classes, plan.outputs, plan.parents,
+                {n: k for n, k in plan.static_keys.items() if n not in changed}, plan._order)
 
 
 def _links(node: dict) -> dict:
@@ -247,24 +257,32 @@ def _reachable_parents(workflow, classes, outputs) -> dict[str, list[str]]:
     return parents
 
 
-def _topological_order(parents: dict[str, list[str]]) -> list[str] | None:
-    """Every node after the nodes it links from, the smallest id (``_id_order``) first among the
-    ready ones (as networkx's lexicographical_topological_sort); None when there is a cycle."""
+def _kahn(parents: dict[str, list[str]], lexicographic: bool) -> list[str] | None:
+    """Every node after the nodes it links from (Kahn's algorithm), or None when there is a cycle.
+
+    ``lexicographic``: the smallest id (``_id_order``) first among the ready ones, as networkx's
+    lexicographical_topological_sort; else in any order, without the heap (enough to find cycles).
+    """
     waiting = {node_id: len(srcs) for node_id, srcs in parents.items()}
     children: dict[str, list[str]] = {node_id: [] for node_id in parents}
     for node_id, srcs in parents.items():
         for src in srcs:
             children[src].append(node_id)
-    ready = [(_id_order(n), n) for n, count in waiting.items() if count == 0]
-    heapq.heapify(ready)
+    ready = [n for n, count in waiting.items() if count == 0]
+    if lexicographic:
+        ready = [(_id_order(n), n) for n in ready]
+        heapq.heapify(ready)
     order = []
     while ready:
-        node_id = heapq.heappop(ready)[1]
+        node_id = heapq.heappop(ready)[1] if lexicographic else ready.pop()
         order.append(node_id)
         for child in children[node_id]:
             waiting[child] -= 1
             if not waiting[child]:
-                heapq.heappush(ready, (_id_order(child), child))
+                if lexicographic:
+                    heapq.heappush(ready, (_id_order(child), child))
+                else:
+                    ready.append(child)
     return order if len(order) == len(parents) else None
 
 
