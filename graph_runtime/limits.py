@@ -179,10 +179,19 @@ def _copy_plain(value: Any, depth: int) -> Any:
         elif inner is int:
             if not -_INT_BOUND < item < _INT_BOUND:
                 raise _NotPlain
+        elif inner is list and len(item) == 2 and _is_plain_link(item) and depth + 1 < MAX_DEPTH:
+            item = [item[0], item[1]]  # a link, the commonest list: copied without the recursion
         elif inner not in _OTHER_SCALARS:
             item = _copy_plain(item, depth + 1)
         out[key] = item
     return out
+
+
+def _is_plain_link(pair: list) -> bool:
+    """True for ``[id: str, slot: int]`` within the limits."""
+    node_id, slot = pair
+    return (type(node_id) is str and type(slot) is int and len(node_id) <= MAX_STRING_CHARS
+            and (node_id.isascii() or _is_unicode(node_id)) and -_INT_BOUND < slot < _INT_BOUND)
 
 
 _OTHER_SCALARS = frozenset({float, bool, type(None)})

@@ -37,7 +37,8 @@ class Plan:
 
 def literal_problem(spec: Input, value: Any) -> tuple[str, str] | None:
     """Check one literal against its declared input; return (error type, message) or None."""
-    value = unwrap_literal(value)
+    if isinstance(value, dict):
+        value = unwrap_literal(value)
     kind = spec.type
     if kind == T.INT:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -245,7 +246,7 @@ def _reachable_parents(workflow, classes, outputs) -> dict[str, list[str]]:
         node_id = stack.pop()
         own = parents[node_id]
         for value in workflow[node_id].get("inputs", {}).values():
-            if not is_link(value):
+            if not isinstance(value, list) or not is_link(value):  # most are literals: no call for them
                 continue
             src = value[0]
             if src in classes:
@@ -263,12 +264,13 @@ def _kahn(parents: dict[str, list[str]], lexicographic: bool) -> list[str] | Non
     ``lexicographic``: the smallest id (``_id_order``) first among the ready ones, as networkx's
     lexicographical_topological_sort; else in any order, without the heap (enough to find cycles).
     """
-    waiting = {node_id: len(srcs) for node_id, srcs in parents.items()}
-    children: dict[str, list[str]] = {node_id: [] for node_id in parents}
+    waiting, children, ready = {}, {}, []
     for node_id, srcs in parents.items():
+        waiting[node_id] = len(srcs)
+        if not srcs:
+            ready.append(node_id)
         for src in srcs:
-            children[src].append(node_id)
-    ready = [n for n, count in waiting.items() if count == 0]
+            children.setdefault(src, []).append(node_id)
     if lexicographic:
         ready = [(_id_order(n), n) for n in ready]
         heapq.heapify(ready)
@@ -276,7 +278,7 @@ def _kahn(parents: dict[str, list[str]], lexicographic: bool) -> list[str] | Non
     while ready:
         node_id = heapq.heappop(ready)[1] if lexicographic else ready.pop()
         order.append(node_id)
-        for child in children[node_id]:
+        for child in children.get(node_id, ()):
             waiting[child] -= 1
             if not waiting[child]:
                 if lexicographic:
