@@ -13,7 +13,8 @@ from .errors import (ExecutionInterrupted, NodeExecutionError, NodeInputError,
 from .plan_cache import PlanCache
 from .spec import Node
 from .validate import Plan, recheck_nodes, validate
-from .workflow import apply_overrides, as_api_format, copy_workflow, is_link, read_source, unwrap_literal
+from .limits import checked_copy
+from .workflow import apply_overrides, as_api_format, is_link, read_source, unwrap_literal
 
 
 @dataclass
@@ -108,7 +109,7 @@ class Runtime:
             return base
         changed = {str(key).partition(".")[0] for key in overrides}
         api = apply_overrides(api, overrides, self.registry)  # checks each value's type and limits
-        api = {n: copy_workflow(node) if n in changed else node for n, node in api.items()}
+        api = {n: checked_copy(node) if n in changed else node for n, node in api.items()}  # the caller's values
         plan = recheck_nodes(base, api, changed) if base is not None else None
         if plan is None:  # a link, a class or an error changed: the whole workflow, for the full report
             plan, report = validate(api, self.registry, bounded=True)

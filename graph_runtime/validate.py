@@ -4,7 +4,6 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from . import types as T

@@ -5,7 +5,6 @@ The API format is ``{"<id>": {"class_type": str, "inputs": {name: literal | [src
 """
 from __future__ import annotations
 
-import copy
 import json
 import os
 from pathlib import Path
@@ -28,21 +27,6 @@ def unwrap_literal(value: Any) -> Any:
     if isinstance(value, dict) and set(value) == {"__value__"}:
         return value["__value__"]
     return value
-
-
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-
-
-def copy_workflow(value: Any) -> Any:
-    """A deep copy of JSON-shaped data: dicts and lists are copied, immutable scalars shared, anything
-    else deep-copied. Several times faster than ``copy.deepcopy`` on workflows (no memo); the data
-    must be within the limits of ``limits.py`` (its depth bounds the recursion)."""
-    kind = type(value)
-    if kind is dict:
-        return {k: v if type(v) in _SCALARS else copy_workflow(v) for k, v in value.items()}
-    if kind is list:
-        return [v if type(v) in _SCALARS else copy_workflow(v) for v in value]
-    return value if kind in _SCALARS else copy.deepcopy(value)
 
 
 def parse_json(text: str | bytes, source: str = "workflow") -> Any:
