@@ -8,8 +8,8 @@ Both validate the same API-format dict in the same process, turn about, over the
 ``_graphs.py`` (ComfyUI gets them written as its own nodes are, ``native_classes``).
 Rows: a fresh runtime each time (no cache: load, check limits, validate), and an override of one
 input on a runtime that validated the base workflow once (what ``--set``, a sweep's jobs and a
-re-run with a changed input do; ComfyUI validates the whole prompt again). Median of 21, the four
-cases in turn, each after a garbage collection; the ratio is ours / ComfyUI's (below 1: ours is faster).
+re-run with a changed input do; ComfyUI validates the whole prompt again). Median of 31, the four
+cases in turn; the ratio is ours / ComfyUI's (below 1: ours is faster).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from imagetune.graph_runtime import Runtime  # noqa: E402
 from imagetune.graph_runtime.comfy_bridge import to_comfy_mappings  # noqa: E402
 from _graphs import REGISTRY, Const, Inc, Sink, chain  # noqa: E402
 
-REPEATS = 21
+REPEATS = 31
 
 
 def wide(n: int) -> dict:
@@ -126,16 +126,15 @@ def comfy(execution, workflow: dict, key: str | None = None, value: int = 0) -> 
 
 
 def measure(execution, workflow: dict, key: str) -> list[float]:
-    """Median ms of the four cases, taken in turn (so a slower spell of the machine hits them all),
-    each after a garbage collection (so none pays for the garbage another left)."""
+    """Median ms of the four cases, taken in turn (so a slower spell of the machine hits them all)."""
     runtime = Runtime(REGISTRY)
     runtime.prepare(workflow)
     samples = [[], [], [], []]
+    gc.collect()
     for i in range(REPEATS):
         for row, case in zip(samples, (lambda: ours_fresh(workflow), lambda: comfy(execution, workflow),
                                        lambda: ours_override(runtime, workflow, key, i % 10),
                                        lambda: comfy(execution, workflow, key, i % 10))):
-            gc.collect()
             row.append(case())
     return [statistics.median(row) * 1000 for row in samples]
 
