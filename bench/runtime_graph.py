@@ -13,16 +13,7 @@ from _pack import load_pack  # bench/ is on sys.path when a script here runs
 load_pack()
 
 from imagetune.graph_runtime import ExecutionContext, Runtime  # noqa: E402
-from _graphs import REGISTRY, Const, Sink, chain  # noqa: E402
-
-
-def wide(n: int) -> dict:
-    """n independent Const -> Sink pairs (n nodes in all)."""
-    wf = {}
-    for i in range(0, n, 2):
-        wf[str(i + 1)] = {"class_type": Const.node_id, "inputs": {"value": i}}
-        wf[str(i + 2)] = {"class_type": Sink.node_id, "inputs": {"value": [str(i + 1), 0]}}
-    return wf
+from _graphs import REGISTRY, chain, wide  # noqa: E402
 
 
 def measure(workflow: dict, key: str, repeats: int = 7) -> tuple[float, float, float]:

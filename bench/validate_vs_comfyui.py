@@ -28,18 +28,9 @@ load_pack()
 
 from imagetune.graph_runtime import Runtime  # noqa: E402
 from imagetune.graph_runtime.comfy_bridge import to_comfy_mappings  # noqa: E402
-from _graphs import REGISTRY, Const, Inc, Sink, chain  # noqa: E402
+from _graphs import REGISTRY, Const, Inc, Sink, chain, wide  # noqa: E402
 
 REPEATS = 31
-
-
-def wide(n: int) -> dict:
-    """n independent Const -> Sink pairs (n nodes in all)."""
-    wf = {}
-    for i in range(0, n, 2):
-        wf[str(i + 1)] = {"class_type": Const.node_id, "inputs": {"value": i}}
-        wf[str(i + 2)] = {"class_type": Sink.node_id, "inputs": {"value": [str(i + 1), 0]}}
-    return wf
 
 
 def native_classes() -> dict[str, type]:
