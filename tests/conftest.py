@@ -34,3 +34,14 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(params=["library", "torch"])
+def image_path(request, monkeypatch):
+    """Run a test on both implementations of the image ops: the CPU library one (OpenCV/numpy) and the
+    torch one that CUDA tensors take, here forced on CPU tensors."""
+    if request.param == "torch":
+        from imagetune.ops import cpu_image
+
+        monkeypatch.setattr(cpu_image, "use_library", lambda image: False)
+    return request.param
