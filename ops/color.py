@@ -18,7 +18,8 @@ def _mix(matrix: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ij,bjhw->bihw", matrix, image)
 
 
-def _matrices(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def lalphabeta_matrices(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reinhard's RGB -> LMS matrix and the log-LMS -> lαβ rotation, in ``like``'s dtype and device."""
     rgb_to_lms = torch.tensor(_RGB_TO_LMS, dtype=torch.float64)
     to_lab = torch.diag(torch.tensor(_LAB_SCALE, dtype=torch.float64)) @ torch.tensor(_LOG_LMS_TO_LAB, dtype=torch.float64)
     return rgb_to_lms.to(like), to_lab.to(like)
@@ -26,14 +27,14 @@ def _matrices(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def rgb_to_lalphabeta(rgb: torch.Tensor) -> torch.Tensor:
     """RGB [B,3,H,W] in 0..1 -> Reinhard's lαβ [B,3,H,W] (l about -3..0 for 0..1 input)."""
-    rgb_to_lms, to_lab = _matrices(rgb)
+    rgb_to_lms, to_lab = lalphabeta_matrices(rgb)
     lms = _mix(rgb_to_lms, rgb).clamp(min=LMS_FLOOR)
     return _mix(to_lab, torch.log10(lms))
 
 
 def lalphabeta_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     """Reinhard's lαβ [B,3,H,W] -> RGB [B,3,H,W] (not clamped: out-of-gamut values stay visible)."""
-    rgb_to_lms, to_lab = _matrices(lab)
+    rgb_to_lms, to_lab = lalphabeta_matrices(lab)
     log_lms = _mix(torch.linalg.inv(to_lab.double()).to(lab), lab)
     return _mix(torch.linalg.inv(rgb_to_lms.double()).to(lab), torch.pow(10.0, log_lms))
 

@@ -62,10 +62,21 @@ def clamp_(array: np.ndarray) -> np.ndarray:
 
 def eight_bit(array: np.ndarray) -> np.ndarray | None:
     """The uint8 levels of ``array`` when every value is exactly level / 255 (as 8-bit loaders make it), else None."""
+    if not _sample_on_grid(array):  # an image off the grid almost always shows it in a sample: no full pass
+        return None
     levels = cv2.convertScaleAbs(array, alpha=255.0)  # rounds and saturates: anything off the grid fails the check below
     back = cv2.LUT(levels, LEVELS)
     same = cv2.compare(back.reshape(back.shape[0], -1), array.reshape(array.shape[0], -1), cv2.CMP_EQ)
     return levels if cv2.countNonZero(same) == same.size else None
+
+
+def _sample_on_grid(array: np.ndarray, step: int = 997) -> bool:
+    """Whether every ``step``-th value of ``array`` is exactly level / 255."""
+    sample = array.reshape(-1)[::step]
+    levels = np.rint(sample * np.float32(255.0))
+    if levels.min(initial=0) < 0 or levels.max(initial=0) > 255:
+        return False
+    return bool(np.array_equal(LEVELS[0][levels.astype(np.intp)], sample))
 
 
 # level / 255 in float32, as an 8-bit loader divides (numpy's and torch's float32 division agree)

@@ -159,8 +159,17 @@ def _adjust_cpu(image: torch.Tensor, brightness: float, contrast: float, saturat
         if saturation != 1.0 and grey.size == 3:
             _affine(dst, saturation * np.eye(3) + (1.0 - saturation) * np.outer(np.ones(3), grey), 0.0)
         if gamma != 1.0:
-            cv2.pow(cpu.clamp_(dst), 1.0 / gamma, dst=dst)
+            _gamma_cpu(dst, gamma)
     return out
+
+
+def _gamma_cpu(array: np.ndarray, gamma: float) -> None:
+    """array = clamp(array) ** (1 / gamma) in place: a 256-entry float table on 8-bit levels (exact), numpy's power otherwise."""
+    levels = cpu.eight_bit(array)
+    if levels is not None:
+        cv2.LUT(levels, np.power(cpu.LEVELS, np.float32(1.0 / gamma)), dst=array)
+    else:
+        np.power(cpu.clamp_(array), np.float32(1.0 / gamma), out=array)
 
 
 LUMA = (0.299, 0.587, 0.114)  # Rec. 601, as ``luminance`` and PIL's convert("L")

@@ -37,6 +37,7 @@ def run_node(tmp_path, image, method, models=(), **kw):
     return StyleTransferNode().run(ctx(tmp_path, models), image, method, **args)[0]
 
 
+@pytest.mark.usefixtures("image_path")
 def test_reinhard_output_statistics_equal_style_statistics():
     content, style = smooth_image(1, lo=0.3, hi=0.6), smooth_image(2, h=16, w=16, lo=0.35, hi=0.55)
     out = reinhard_transfer(content, style).double()
@@ -48,6 +49,7 @@ def test_reinhard_output_statistics_equal_style_statistics():
     assert np.corrcoef(out[0, 0].flatten(), content[0, 0].flatten())[0, 1] > 0.9
 
 
+@pytest.mark.usefixtures("image_path")
 @pytest.mark.parametrize("space", ["CIELAB", "RGB"])
 def test_reinhard_in_other_spaces(space):
     import kornia
