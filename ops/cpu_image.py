@@ -61,13 +61,26 @@ def clamp_(array: np.ndarray) -> np.ndarray:
 
 
 def eight_bit(array: np.ndarray) -> np.ndarray | None:
-    """The uint8 levels of ``array`` when every value is exactly level / 255 (as 8-bit loaders make it), else None."""
+    """The uint8 levels of ``array`` when every value is exactly level / 255 (as 8-bit loaders make it), else None.
+
+    Converted and checked in bands of rows that stay in the cache: the check writes no image-sized buffer.
+    """
     if not _sample_on_grid(array):  # an image off the grid almost always shows it in a sample: no full pass
         return None
-    levels = cv2.convertScaleAbs(array, alpha=255.0)  # rounds and saturates: anything off the grid fails the check below
-    back = cv2.LUT(levels, LEVELS)
-    same = cv2.compare(back.reshape(back.shape[0], -1), array.reshape(array.shape[0], -1), cv2.CMP_EQ)
-    return levels if cv2.countNonZero(same) == same.size else None
+    levels = np.empty(array.shape, np.uint8)
+    rows = max(1, BAND_BYTES // max(1, array[0].nbytes))
+    back = np.empty((rows,) + array.shape[1:], np.float32)
+    for start in range(0, array.shape[0], rows):
+        part, band = array[start:start + rows], levels[start:start + rows]
+        cv2.convertScaleAbs(part, dst=band, alpha=255.0)  # rounds and saturates: off-grid values fail below
+        again = cv2.LUT(band, LEVELS, dst=back[:len(part)])
+        equal = cv2.compare(again.reshape(len(part), -1), part.reshape(len(part), -1), cv2.CMP_EQ)  # NaN is unequal
+        if cv2.countNonZero(equal) != equal.size:
+            return None
+    return levels
+
+
+BAND_BYTES = 1 << 18
 
 
 def _sample_on_grid(array: np.ndarray, step: int = 997) -> bool:
