@@ -1,4 +1,4 @@
-"""Colour spaces on [B,3,H,W] RGB tensors in 0..1: Reinhard's lαβ, CIELAB and YCbCr (the last two via kornia).
+"""Colour spaces on [B,3,H,W] RGB tensors in 0..1: Reinhard's lαβ, YCbCr (JPEG's, as kornia's) and CIELAB (kornia's).
 
 Every function works on the input's device and dtype and never modifies its input.
 """
@@ -54,17 +54,28 @@ def cielab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
 
 
 def rgb_to_ycbcr(rgb: torch.Tensor) -> torch.Tensor:
-    """RGB [B,3,H,W] -> YCbCr (JPEG's, all channels 0..1), via kornia."""
-    import kornia
+    """RGB [B,3,H,W] -> YCbCr (JPEG's, all channels 0..1; kornia's coefficients): one 3x3 mix and an offset.
 
-    return kornia.color.rgb_to_ycbcr(rgb)
+    Written here rather than called in kornia, so that a style run needs no kornia import (about a second).
+    """
+    matrix = torch.tensor(_RGB_TO_YCBCR, dtype=torch.float64).to(rgb)
+    return _mix(matrix, rgb).add_(_ycbcr_offset(rgb))
 
 
 def ycbcr_to_rgb(ycbcr: torch.Tensor) -> torch.Tensor:
-    """YCbCr [B,3,H,W] -> RGB [B,3,H,W], not clipped."""
-    import kornia
+    """YCbCr [B,3,H,W] -> RGB [B,3,H,W] clipped to 0..1, as kornia's (the exact inverse of ``rgb_to_ycbcr`` in gamut)."""
+    inverse = torch.linalg.inv(torch.tensor(_RGB_TO_YCBCR, dtype=torch.float64)).to(ycbcr)
+    return _mix(inverse, ycbcr - _ycbcr_offset(ycbcr)).clamp_(0, 1)
 
-    return kornia.color.ycbcr_to_rgb(ycbcr)
+
+# Y = Rec. 601 luma; Cb = 0.564 (B - Y) + 0.5; Cr = 0.713 (R - Y) + 0.5
+_RGB_TO_YCBCR = ((0.299, 0.587, 0.114),
+                 (-0.299 * 0.564, -0.587 * 0.564, (1 - 0.114) * 0.564),
+                 ((1 - 0.299) * 0.713, -0.587 * 0.713, -0.114 * 0.713))
+
+
+def _ycbcr_offset(like: torch.Tensor) -> torch.Tensor:
+    return torch.tensor([0.0, 0.5, 0.5], dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
 
 
 SPACES = {

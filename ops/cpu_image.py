@@ -94,3 +94,9 @@ def _sample_on_grid(array: np.ndarray, step: int = 997) -> bool:
 
 # level / 255 in float32, as an 8-bit loader divides (numpy's and torch's float32 division agree)
 LEVELS = (np.arange(256, dtype=np.float32) / np.float32(255.0)).reshape(1, 256)
+
+
+def level_counts(levels: np.ndarray) -> np.ndarray:
+    """256-bin counts [C, 256] of each channel of one uint8 [H,W(,C)] array."""
+    channels = 1 if levels.ndim == 2 else levels.shape[-1]
+    return np.stack([cv2.calcHist([levels], [c], None, [256], [0, 256]).reshape(-1) for c in range(channels)])

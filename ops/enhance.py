@@ -207,16 +207,36 @@ def auto_contrast(image: torch.Tensor, cutoff: float = 0.0) -> torch.Tensor:
 
 
 def _auto_contrast_cpu(image: torch.Tensor, cutoff: float) -> torch.Tensor:
-    """``auto_contrast`` with OpenCV: bounds from min/max or 8-bit histograms, then one colour transform per image."""
+    """``auto_contrast`` with OpenCV: bounds from 8-bit histograms (or min/max), the stretch as one pass per image:
+    a 256-entry float table per channel on 8-bit levels (exact), a colour transform otherwise."""
     out, views = cpu.new_like(image)
     for src, dst in zip(cpu.hwc_arrays(image), views):
-        lo, hi = _cut_bounds(src, cutoff) if cutoff > 0 else _min_max(src)
+        levels = cpu.eight_bit(src)
+        if levels is not None:
+            counts = cpu.level_counts(levels)
+            lo, hi = _cut_bounds(counts, cutoff) if cutoff > 0 else _count_range(counts)
+        else:
+            lo, hi = _cut_bounds(cpu.level_counts(_rounded_levels(src)), cutoff) if cutoff > 0 else _min_max(src)
         span = hi - lo
         scale = np.where(span > 0, 1.0 / np.maximum(span, 1e-12), 1.0)  # channels without any spread stay as they are
         shift = np.where(span > 0, -lo * scale, 0.0)
-        full = np.concatenate([np.diag(scale), shift[:, None]], 1)
-        cpu.clamp_(cv2.transform(src, full, dst=dst))
+        if levels is not None:
+            table = np.clip(cpu.LEVELS.T.astype(np.float64) * scale + shift, 0.0, 1.0).astype(np.float32)  # [256, C]
+            cv2.LUT(levels, table.reshape(1, 256, -1) if table.shape[1] > 1 else table.reshape(1, 256), dst=dst)
+        else:
+            cpu.clamp_(cv2.transform(src, np.concatenate([np.diag(scale), shift[:, None]], 1), dst=dst))
     return out
+
+
+def _rounded_levels(array: np.ndarray) -> np.ndarray:
+    """round(255 x) of ``array`` clamped to 0..1, as uint8."""
+    return cv2.convertScaleAbs(np.clip(array, 0.0, 1.0), alpha=255.0)
+
+
+def _count_range(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The lowest and highest level present per channel, as values 0..1."""
+    present = counts > 0
+    return present.argmax(1) / 255.0, (255 - present[:, ::-1].argmax(1)) / 255.0
 
 
 def _min_max(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -226,11 +246,9 @@ def _min_max(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             cv2.reduce(pixels, 0, cv2.REDUCE_MAX)[0].astype(np.float64))
 
 
-def _cut_bounds(array: np.ndarray, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
-    """PIL's autocontrast bounds: the levels where ``cutoff`` percent of a 256-bin histogram lies below / above."""
-    levels = cv2.convertScaleAbs(np.clip(array, 0.0, 1.0), alpha=255.0)  # round(255 x), as the torch path counts
-    channels = 1 if array.ndim == 2 else array.shape[-1]
-    cdf = np.stack([cv2.calcHist([levels], [c], None, [256], [0, 256]).reshape(-1) for c in range(channels)]).cumsum(1)
+def _cut_bounds(counts: np.ndarray, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
+    """PIL's autocontrast bounds from counts [C, 256]: the levels where ``cutoff`` percent lies below / above."""
+    cdf = counts.cumsum(1)
     cut = cdf[:, -1:] * cutoff / 100.0
     return (cdf > cut).argmax(1) / 255.0, (cdf >= cdf[:, -1:] - cut).argmax(1) / 255.0
 

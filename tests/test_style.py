@@ -388,3 +388,14 @@ def test_missing_onnx_package_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # what an environment without the package looks like
     with pytest.raises(ModuleNotFoundError, match="needs the 'onnx' package: pip install onnx"):
         OnnxModule(N.models_folder() / "multistyle26.onnx")
+
+
+def test_ycbcr_equals_kornias():
+    """The YCbCr used to keep luminance or colour is kornia's definition (written without importing kornia)."""
+    import kornia
+    from imagetune.ops.color import rgb_to_ycbcr, ycbcr_to_rgb
+    rgb = torch.rand(2, 3, 9, 7, generator=torch.Generator().manual_seed(8))
+    assert torch.allclose(rgb_to_ycbcr(rgb), kornia.color.rgb_to_ycbcr(rgb), atol=1e-6)
+    off_gamut = torch.rand(2, 3, 9, 7, generator=torch.Generator().manual_seed(9))
+    assert torch.allclose(ycbcr_to_rgb(off_gamut), kornia.color.ycbcr_to_rgb(off_gamut), atol=1e-6)
+    assert torch.allclose(ycbcr_to_rgb(rgb_to_ycbcr(rgb)), rgb, atol=1e-6)
