@@ -60,6 +60,11 @@ def clamp_(array: np.ndarray) -> np.ndarray:
     return np.clip(array, 0.0, 1.0, out=array)
 
 
+def rounded_levels(array: np.ndarray) -> np.ndarray:
+    """round(255 x) of a float array as uint8, saturated (negatives 0, above 1 255) in one pass."""
+    return cv2.addWeighted(array, 255.0, array, 0.0, 0.0, dtype=cv2.CV_8U)
+
+
 def eight_bit(array: np.ndarray) -> np.ndarray | None:
     """The uint8 levels of ``array`` when every value is exactly level / 255 (as 8-bit loaders make it), else None.
 
@@ -74,8 +79,7 @@ def eight_bit(array: np.ndarray) -> np.ndarray | None:
         part, band = array[start:start + rows], levels[start:start + rows]
         cv2.convertScaleAbs(part, dst=band, alpha=255.0)  # rounds and saturates: off-grid values fail below
         again = cv2.LUT(band, LEVELS, dst=back[:len(part)])
-        equal = cv2.compare(again.reshape(len(part), -1), part.reshape(len(part), -1), cv2.CMP_EQ)  # NaN is unequal
-        if cv2.countNonZero(equal) != equal.size:
+        if cv2.norm(again, part, cv2.NORM_L1) != 0.0:  # a sum of |differences|: any NaN makes it NaN
             return None
     return levels
 
