@@ -4,7 +4,8 @@ Every implementation starts from and returns a ComfyUI IMAGE tensor (float32 [B,
 peer's conversions (to 8-bit, to PIL, channel splits, back to a tensor) count on its side, done the
 fastest way the peer allows. Peers: PIL, numpy/scipy, scikit-image, kornia and OpenCV. A peer whose
 result is not ours within the op's tolerance (OpenCV's bicubic uses a = -0.75, its Lanczos does not
-antialias when shrinking, ...) is timed and shown, marked "≠", but is not the op: the ratio is against
+antialias when shrinking, ...) is timed and shown, marked "≠" ("✗" when its output is not even finite,
+as scikit-image's unsharp_mask beside numpy 2.4 here), but is not the op: the ratio is against
 the fastest peer that computes the same image. Times are medians of rounds that run ours and every
 peer in turn (so a busy moment hits all of them). A peer more than 10x slower than ours at a size is
 not run at larger sizes (it cannot be the best). Peak memory: the resident set's peak above what was
@@ -274,6 +275,9 @@ def onnx_session():
 
 # ---- measuring ----
 
+CLOCK = [time.perf_counter]
+
+
 def median_times(fns: dict[str, Fn], image: torch.Tensor, repeats: int, budget_s: float) -> dict[str, float]:
     """Median seconds per call of each function, in rounds that run every function once (after a warm-up round)."""
     for fn in fns.values():
@@ -284,9 +288,9 @@ def median_times(fns: dict[str, Fn], image: torch.Tensor, repeats: int, budget_s
     for round_ in range(repeats):
         for name in names[round_ % len(names):] + names[:round_ % len(names)]:  # each goes first in turn
             fn = fns[name]
-            start = time.perf_counter()
+            start = CLOCK[0]()
             fn(image)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(CLOCK[0]() - start)
         if round_ >= 2 and time.perf_counter() - started > budget_s:
             break
     return {name: statistics.median(t) for name, t in times.items()}
@@ -294,7 +298,7 @@ def median_times(fns: dict[str, Fn], image: torch.Tensor, repeats: int, budget_s
 
 def same_image(a: torch.Tensor, b: torch.Tensor, op: Op) -> bool:
     """Whether ``a`` is ``b`` within the op's tolerance (8-bit levels: a quantile of |a - b| and its mean)."""
-    if a.shape != b.shape:
+    if a.shape != b.shape or not torch.isfinite(a).all():
         return False
     diff = (a.float() - b.float()).abs().flatten() * 255
     if op.quantile < 1.0:
@@ -344,7 +348,10 @@ def run_cell(op: Op, size: int, batch: int, threads: int, repeats: int, style_im
         image = (image + torch.rand(image.shape, generator=torch.Generator().manual_seed(1)) * 0.004).clamp_(0, 1)
     peers = {name: fn for name, fn in op.peers.items() if name not in op.skipped}
     ours = op.ours(image)
-    same = {name: same_image(fn(image), ours, op) for name, fn in peers.items()}
+    results = {name: fn(image) for name, fn in peers.items()}
+    broken = {name for name, result in results.items() if not torch.isfinite(result).all()}
+    same = {name: same_image(result, ours, op) for name, result in results.items()}
+    del results
     times = median_times({"ours": op.ours, **peers}, image, repeats, budget_s=20.0)
     t_ours = times.pop("ours")
     for name, t in times.items():  # too slow to matter at larger sizes
@@ -354,7 +361,8 @@ def run_cell(op: Op, size: int, batch: int, threads: int, repeats: int, style_im
     best = min(exact, key=exact.get) if exact else None
     peak, out_bytes = peak_mib(op.ours, image)
     in_out = (image.numel() * image.element_size() + out_bytes) / 2 ** 20
-    others = "; ".join(f"{'≠ ' if not same[n] else ''}{n} {t_ours / t:.2f}" for n, t in sorted(times.items(), key=lambda kv: kv[1]) if n != best)
+    mark = {n: "✗ " if n in broken else ("≠ " if not same[n] else "") for n in times}
+    others = "; ".join(f"{mark[n]}{n} {t_ours / t:.2f}" for n, t in sorted(times.items(), key=lambda kv: kv[1]) if n != best)
     ratio = f"**{t_ours / exact[best]:.2f}**" if best and t_ours / exact[best] > 1.10 else (f"{t_ours / exact[best]:.2f}" if best else "–")
     return (f"| {op.name} | {size}² ×{batch} | {threads} | {t_ours * 1e3:.1f} | {best or '–'} | "
             f"{exact[best] * 1e3 if best else float('nan'):.1f} | {ratio} | {peak:.0f} | {peak / in_out:.2f} | {others} |")
@@ -382,13 +390,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7, help="rounds per cell (fewer when a cell passes 20 s)")
     parser.add_argument("--only", default="", help="run only the ops whose name contains this text")
     parser.add_argument("--upscale", action="store_true", help="also time the Real-ESRGAN models")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: the process's CPU seconds, steadier than wall time on a busy machine, "
+                             "and the same thing at one thread (every library then runs in the calling thread)")
     args = parser.parse_args()
+    CLOCK[0] = time.process_time if args.clock == "cpu" else time.perf_counter
     load_pack()
     style_image = pictures(1, 512, seed=7).flip(1).contiguous()
     ops = [op for op in operations(style_image) if args.only in op.name]
     print(f"torch {torch.__version__}, OpenCV {cv2.__version__}, numpy {np.__version__}; IMAGE tensors in and out; "
-          f"median of up to {args.repeats} rounds; ratio = ours / best peer computing the same image (bold above 1.10)\n")
-    print("| op | input | threads | ours (ms) | best peer | peer (ms) | ratio | peak (MiB) | peak ÷ (in + out) | other peers: ours ÷ theirs (≠ different result) |")
+          f"median {args.clock} time of up to {args.repeats} rounds; ratio = ours / best peer computing the same image (bold above 1.10)\n")
+    print("| op | input | threads | ours (ms) | best peer | peer (ms) | ratio | peak (MiB) | peak ÷ (in + out) | other peers: ours ÷ theirs (≠ different result, ✗ NaN) |")
     print("|---|---|---:|---:|---|---:|---:|---:|---:|---|")
     with torch.inference_mode():
         for threads in (int(t) for t in args.threads.split(",")):

@@ -145,40 +145,40 @@ def adjust(image: torch.Tensor, brightness: float = 1.0, contrast: float = 1.0, 
 
 
 def _adjust_cpu(image: torch.Tensor, brightness: float, contrast: float, saturation: float, gamma: float) -> torch.Tensor:
-    """``adjust`` with OpenCV: each factor is one colour transform (a 3x4 matrix) into the output, then a clamp."""
+    """``adjust`` with OpenCV/numpy: each step reads the last result (the input first) and writes the output."""
     out, views = cpu.new_like(image)
     grey = np.array(LUMA if image.shape[1] == 3 else [1.0])
     for src, dst in zip(cpu.hwc_arrays(image), views):
+        current = src
         if brightness != 1.0:
-            cpu.clamp_(np.multiply(src, np.float32(brightness), out=dst))
-        else:
-            np.copyto(dst, src)
+            current = cpu.clamp_(np.multiply(src, np.float32(brightness), out=dst))
         if contrast != 1.0:
-            mean = float(grey @ np.array(cv2.mean(dst)[:grey.size]))
-            _affine(dst, contrast * np.eye(grey.size), (1.0 - contrast) * mean)
+            mean = float(grey @ np.array(cv2.mean(current)[:grey.size]))
+            current = _affine(current, contrast * np.eye(grey.size), (1.0 - contrast) * mean, dst)
         if saturation != 1.0 and grey.size == 3:
-            _affine(dst, saturation * np.eye(3) + (1.0 - saturation) * np.outer(np.ones(3), grey), 0.0)
+            current = _affine(current, saturation * np.eye(3) + (1.0 - saturation) * np.outer(np.ones(3), grey), 0.0, dst)
         if gamma != 1.0:
-            _gamma_cpu(dst, gamma)
+            current = _gamma_cpu(current, gamma, dst)
+        if current is src:
+            np.copyto(dst, src)
     return out
-
-
-def _gamma_cpu(array: np.ndarray, gamma: float) -> None:
-    """array = clamp(array) ** (1 / gamma) in place: a 256-entry float table on 8-bit levels (exact), numpy's power otherwise."""
-    levels = cpu.eight_bit(array)
-    if levels is not None:
-        cv2.LUT(levels, np.power(cpu.LEVELS, np.float32(1.0 / gamma)), dst=array)
-    else:
-        np.power(cpu.clamp_(array), np.float32(1.0 / gamma), out=array)
 
 
 LUMA = (0.299, 0.587, 0.114)  # Rec. 601, as ``luminance`` and PIL's convert("L")
 
 
-def _affine(array: np.ndarray, matrix: np.ndarray, shift) -> None:
-    """array = clamp(matrix @ pixel + shift) for every pixel, in place (one OpenCV colour transform)."""
+def _affine(array: np.ndarray, matrix: np.ndarray, shift, dst: np.ndarray) -> np.ndarray:
+    """dst = clamp(matrix @ pixel + shift) for every pixel of ``array`` (one OpenCV colour transform); dst may be array."""
     full = np.concatenate([matrix, np.full((matrix.shape[0], 1), shift)], 1)
-    cpu.clamp_(cv2.transform(array, full, dst=array))
+    return cpu.clamp_(cv2.transform(array, full, dst=dst))
+
+
+def _gamma_cpu(array: np.ndarray, gamma: float, dst: np.ndarray) -> np.ndarray:
+    """dst = clamp(array) ** (1 / gamma): a 256-entry float table on 8-bit levels (exact), numpy's power otherwise."""
+    levels = cpu.eight_bit(array)
+    if levels is not None:
+        return cv2.LUT(levels, np.power(cpu.LEVELS, np.float32(1.0 / gamma)), dst=dst)
+    return np.power(np.clip(array, 0.0, 1.0, out=dst), np.float32(1.0 / gamma), out=dst)
 
 
 def auto_contrast(image: torch.Tensor, cutoff: float = 0.0) -> torch.Tensor:
