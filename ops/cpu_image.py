@@ -13,9 +13,6 @@ import cv2
 import numpy as np
 import torch
 
-_threads = [None]
-
-
 def use_library(image: torch.Tensor) -> bool:
     """Whether ``image`` takes the CPU library path: a float32 CPU tensor that needs no gradient."""
     return image.device.type == "cpu" and image.dtype == torch.float32 and not image.requires_grad
@@ -24,9 +21,8 @@ def use_library(image: torch.Tensor) -> bool:
 def opencv_threads() -> None:
     """Give OpenCV torch's thread count (set with ``--threads``), so one thread means one for both."""
     wanted = torch.get_num_threads()
-    if _threads[0] != wanted:
+    if cv2.getNumThreads() != wanted:
         cv2.setNumThreads(wanted)
-        _threads[0] = wanted
 
 
 def hwc_arrays(image: torch.Tensor) -> list[np.ndarray]:

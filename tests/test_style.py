@@ -399,3 +399,21 @@ def test_ycbcr_equals_kornias():
     off_gamut = torch.rand(2, 3, 9, 7, generator=torch.Generator().manual_seed(9))
     assert torch.allclose(ycbcr_to_rgb(off_gamut), kornia.color.ycbcr_to_rgb(off_gamut), atol=1e-6)
     assert torch.allclose(ycbcr_to_rgb(rgb_to_ycbcr(rgb)), rgb, atol=1e-6)
+
+
+def test_reading_the_style_models_imports_no_onnx_package():
+    """The ONNX files are parsed with onnx's protobuf classes alone: importing the onnx package (and the
+    ml_dtypes it imports) was about a second of every style run's start."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    code = ("import importlib.util, sys\n"
+            f"spec = importlib.util.spec_from_file_location('imagetune', {str(root / '__init__.py')!r}, "
+            f"submodule_search_locations=[{str(root)!r}])\n"
+            "module = importlib.util.module_from_spec(spec); sys.modules['imagetune'] = module; spec.loader.exec_module(module)\n"
+            "from imagetune.ops import neural_style as N\n"
+            "N.model('multistyle26'); N.model('arbitrary_predict')\n"
+            "print(sorted(m for m in ('onnx', 'ml_dtypes', 'kornia') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
