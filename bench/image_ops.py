@@ -184,7 +184,7 @@ def operations(style_image: torch.Tensor) -> list[Op]:
     def ours_resize(scale, method):
         def run(image):
             _, h, w, _ = image.shape
-            return resample.resize(image.movedim(-1, 1), round(h * scale), round(w * scale), method).clamp(0, 1).movedim(1, -1).contiguous()
+            return resample.resize(image.movedim(-1, 1), round(h * scale), round(w * scale), method).clamp_(0, 1).movedim(1, -1).contiguous()
         return run
 
     def peer_resize(scale, fn):

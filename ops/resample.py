@@ -92,14 +92,31 @@ def resize(image: torch.Tensor, height: int, width: int, method: str = "lanczos"
         # on the CPU the banded products below were 1.5-2x faster (bench/image_ops.py)
         out = F.interpolate(image.to(compute), size=(height, width), mode=method, antialias=True, align_corners=False)
         return out.to(image.dtype)
-    device = str(image.device)
-    out = image.to(compute)  # no copy for float32
+    if cpu.use_library(image):
+        return _resize_each(image, height, width, method)
+    return _resize_banded(image.to(compute), height, width, method).to(image.dtype)
+
+
+def _resize_banded(image: torch.Tensor, height: int, width: int, method: str) -> torch.Tensor:
+    """PIL's filter as one banded product per axis on [B,C,H,W] in its own dtype -> a contiguous [B,C,height,width]."""
+    _, _, h, w = image.shape
+    device, out = str(image.device), image
     # Shrink first where possible, so the second product works on fewer pixels.
     order = ((2, h, height), (3, w, width)) if height * w <= h * width else ((3, w, width), (2, h, height))
     for dim, size_in, size_out in order:
         if size_in != size_out:
-            out = apply_blocks(_resample_operator(size_in, size_out, method, device, compute), out, dim)
-    return out.contiguous().to(image.dtype)
+            out = apply_blocks(_resample_operator(size_in, size_out, method, device, image.dtype), out, dim)
+    return out.contiguous()
+
+
+def _resize_each(image: torch.Tensor, height: int, width: int, method: str) -> torch.Tensor:
+    """``_resize_banded`` one image at a time (its intermediates stay in the cache; 2x faster for a batch of 4
+    here), each written straight into a [B,H,W,C] output, returned as its [B,C,H,W] view (``to_bhwc`` is free)."""
+    b, c = image.shape[:2]
+    out = torch.empty(b, height, width, c, dtype=image.dtype)
+    for one, target in zip(image.split(1), out):
+        target.copy_(_resize_banded(one.contiguous(), height, width, method)[0].movedim(0, -1))
+    return out.movedim(-1, 1)
 
 
 def comfy_scale(image: torch.Tensor, height: int, width: int, method: str, crop: str) -> torch.Tensor:
