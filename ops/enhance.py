@@ -207,31 +207,15 @@ def auto_contrast(image: torch.Tensor, cutoff: float = 0.0) -> torch.Tensor:
 
 
 def _auto_contrast_cpu(image: torch.Tensor, cutoff: float) -> torch.Tensor:
-    """``auto_contrast`` with OpenCV: bounds from 8-bit histograms (or min/max), the stretch as one pass per image:
-    a 256-entry float table per channel on 8-bit levels (exact), a colour transform otherwise."""
+    """``auto_contrast`` with OpenCV: bounds from 8-bit histograms (or min/max), the stretch one colour transform."""
     out, views = cpu.new_like(image)
     for src, dst in zip(cpu.hwc_arrays(image), views):
-        levels = cpu.eight_bit(src)
-        if levels is not None:
-            counts = cpu.level_counts(levels)
-            lo, hi = _cut_bounds(counts, cutoff) if cutoff > 0 else _count_range(counts)
-        else:
-            lo, hi = _cut_bounds(cpu.level_counts(cpu.rounded_levels(src)), cutoff) if cutoff > 0 else _min_max(src)
+        lo, hi = _cut_bounds(cpu.level_counts(cpu.rounded_levels(src)), cutoff) if cutoff > 0 else _min_max(src)
         span = hi - lo
         scale = np.where(span > 0, 1.0 / np.maximum(span, 1e-12), 1.0)  # channels without any spread stay as they are
         shift = np.where(span > 0, -lo * scale, 0.0)
-        if levels is not None:
-            table = np.clip(cpu.LEVELS.T.astype(np.float64) * scale + shift, 0.0, 1.0).astype(np.float32)  # [256, C]
-            cv2.LUT(levels, table.reshape(1, 256, -1) if table.shape[1] > 1 else table.reshape(1, 256), dst=dst)
-        else:
-            cpu.clamp_(cv2.transform(src, np.concatenate([np.diag(scale), shift[:, None]], 1), dst=dst))
+        cpu.clamp_(cv2.transform(src, np.concatenate([np.diag(scale), shift[:, None]], 1), dst=dst))
     return out
-
-
-def _count_range(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The lowest and highest level present per channel, as values 0..1."""
-    present = counts > 0
-    return present.argmax(1) / 255.0, (255 - present[:, ::-1].argmax(1)) / 255.0
 
 
 def _min_max(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
