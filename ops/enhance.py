@@ -239,13 +239,13 @@ def clahe(image: torch.Tensor, clip_limit: float = 2.0, grid: int = 8) -> torch.
     between tiles half a pixel earlier; OpenCV's runs on 8-bit CIELAB and returns 8-bit levels.
     The two agree to about 2 levels on average (tests/test_enhance.py).
     """
-    import kornia
-
     h, w = image.shape[2:]
     # kornia needs tiles of at least 2x2 pixels: fewer tiles on small images, padding on 1-pixel ones.
     tiles = (max(1, min(grid, max(h, 2) // 2)), max(1, min(grid, max(w, 2) // 2)))
     if cpu.use_library(image):
         return _clahe_cpu(image, clip_limit, tiles)
+    import kornia
+
     padded = F.pad(image, (0, max(0, 2 - w), 0, max(0, 2 - h)), mode="replicate") if min(h, w) < 2 else image
     if image.shape[1] == 1:
         out = kornia.enhance.equalize_clahe(padded, clip_limit=clip_limit, grid_size=tiles)
