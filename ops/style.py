@@ -49,7 +49,8 @@ def _reinhard_cpu(content: torch.Tensor, style: torch.Tensor, rgb: bool) -> torc
     """``reinhard_transfer`` in lαβ or RGB with OpenCV colour transforms, log and exp, one image at a time.
 
     The statistics' affine map, the inverse rotation and log10's base change are folded into one
-    3x4 matrix, so an image is six passes: transform, floor, log, transform, (stats), transform, exp, transform.
+    3x4 matrix: an image is eight light passes (transform, floor, log, transform, statistics, transform,
+    exp, transform) with no temporaries but one lαβ array.
     """
     rgb_to_lms, to_lab = (m.numpy() for m in lalphabeta_matrices(torch.empty(0, dtype=torch.float64)))
     to_lab = to_lab / math.log(10.0)  # cv2.log is the natural logarithm
