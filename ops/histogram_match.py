@@ -2,7 +2,7 @@
 
 CPU float32 tensors take skimage's own steps in numpy/OpenCV on zero-copy [H,W,C] views: 8-bit
 images (every value level / 255) are counted with ``cv2.calcHist`` and mapped with one
-``cv2.LUT``, others go through ``np.unique`` and ``np.interp``. Other devices run the same
+``cv2.LUT``, others are sorted once per channel and each distinct value interpolated once. Other devices run the same
 algorithm as torch ops, so GPU tensors never leave the device; the torch path also uses numpy's
 sort on other CPU dtypes (15x faster than torch's here).
 """
