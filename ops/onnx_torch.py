@@ -2,7 +2,7 @@
 
 The protobuf is parsed with the ``onnx`` package's generated message classes (``onnx_ml_pb2``), loaded
 without the package's ``__init__``, which imports ml_dtypes (about a second of a style run's start);
-attributes and tensors are read here for the element types listed in ``DTYPES``. Nodes whose inputs are all constants (weight
+attributes and tensors are read here for the element types in ``NUMPY_DTYPES``. Nodes whose inputs are all constants (weight
 dequantisation, the padding arithmetic torch's exporter writes) are evaluated once at load time;
 the rest run on torch tensors on whatever device and floating dtype the module is moved to.
 Shape-like inputs (pads, axes, target shapes, scales) must be constants and become Python values.
