@@ -131,7 +131,7 @@ class ResizeImageNode(Node):
         x = to_bchw(check_image(image))
         height, width = scaled_size(x.shape[2], x.shape[3], scale_by)
         check_pixels("scale_by", x.shape[0], height, width, MAX_IMAGE_PIXELS, "the resized images")
-        return (to_bhwc(resize(x, height, width, method).clamp(0, 1)),)
+        return (to_bhwc(resize(x, height, width, method).clamp_(0, 1)),)  # resize returns a fresh tensor
 
 
 NODES = (UnsharpMaskNode, AdjustColourNode, AutoContrastNode, EqualizeClaheNode, DenoiseNode, ResizeImageNode)

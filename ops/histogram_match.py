@@ -1,14 +1,18 @@
 """Histogram matching of [B,C,H,W] images to a style image, per image and channel (skimage's algorithm).
 
-On the CPU the sorting, searching and interpolation run in numpy on zero-copy views of the
-tensors (numpy's SIMD sort was 15x faster than torch's on this machine); on other devices the
-same steps run as torch ops, so GPU tensors never leave the device.
+CPU float32 tensors take skimage's own steps in numpy/OpenCV on zero-copy [H,W,C] views: 8-bit
+images (every value level / 255) are counted with ``cv2.calcHist`` and mapped with one
+``cv2.LUT``, others are sorted once per channel and each distinct value interpolated once. Other devices run the same
+algorithm as torch ops, so GPU tensors never leave the device; the torch path also uses numpy's
+sort on other CPU dtypes (15x faster than torch's here).
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 
+from . import cpu_image as cpu
 from .image import row_histograms
 
 
@@ -72,6 +76,8 @@ def histogram_match(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
     """
     b, c = content.shape[:2]
     per_image_style(style, b)  # checks the batch sizes
+    if cpu.use_library(content) and cpu.use_library(style):
+        return _histogram_match_cpu(content, style)
     t_sorted = _sort_rows(style.reshape(style.shape[0] * c, -1).to(content.dtype))
     t_quantiles = _quantiles(t_sorted)
     if style.shape[0] != b:
@@ -118,3 +124,56 @@ def _match_counted(levels: torch.Tensor, t_quantiles: torch.Tensor, t_sorted: to
     return table.gather(1, levels)
 
 
+
+
+def _histogram_match_cpu(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """``histogram_match`` on CPU float32 tensors, one image at a time, into the output."""
+    targets = [_value_quantiles(array) for array in cpu.hwc_arrays(style)]
+    out, views = cpu.new_like(content)
+    for i, (src, dst) in enumerate(zip(cpu.hwc_arrays(content), views)):
+        target = targets[i if len(targets) > 1 else 0]
+        levels = cpu.eight_bit(src)
+        channels = _channels(src)
+        if levels is not None:  # count 256 levels: a table per channel, applied in one pass
+            counts = cpu.level_counts(levels)
+            table = [np.interp(np.cumsum(n) / n.sum(), q, v) for n, (v, q) in zip(counts, target)]
+            lut = np.stack(table, -1).astype(np.float32).reshape(1, 256, len(table))
+            cv2.LUT(levels, lut[..., 0] if len(table) == 1 else lut, dst=dst)
+            continue
+        for channel, (values, quantiles), out_channel in zip(channels, target, _channels(dst)):
+            out_channel[...] = _match_sorted(channel, values, quantiles)
+    return out
+
+
+def _match_sorted(channel: np.ndarray, values: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """One channel mapped to the style's values at its quantiles: sorted once (numpy's SIMD argsort), each
+    distinct value interpolated once and spread back; a quarter of the memory np.unique's inverse takes."""
+    flat = channel.ravel()
+    order = np.argsort(flat)
+    ordered = flat[order]
+    ends = np.append(np.flatnonzero(ordered[1:] != ordered[:-1]) + 1, ordered.size)  # values <= each distinct one
+    mapped = np.interp(ends / ordered.size, quantiles, values).astype(np.float32)
+    result = np.empty(ordered.size, np.float32)
+    result[order] = np.repeat(mapped, np.diff(ends, prepend=0))
+    return result.reshape(channel.shape)
+
+
+def _channels(array: np.ndarray) -> list[np.ndarray]:
+    """The channel planes of one [H,W(,C)] array (views)."""
+    return [array] if array.ndim == 2 else [array[..., c] for c in range(array.shape[-1])]
+
+
+def _value_quantiles(array: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per channel of one style image: its distinct values and the fraction of pixels at or below each."""
+    levels = cpu.eight_bit(array)
+    if levels is not None:
+        pairs = []
+        for n in cpu.level_counts(levels):
+            present = n > 0
+            pairs.append((cpu.LEVELS[0][present], (np.cumsum(n) / n.sum())[present]))
+        return pairs
+    pairs = []
+    for channel in _channels(array):
+        values, n = np.unique(channel, return_counts=True)
+        pairs.append((values, np.cumsum(n) / channel.size))
+    return pairs

@@ -1,14 +1,19 @@
 """Run an ONNX file as a torch module: a small interpreter over the op types ImageTune's shipped models use.
 
-The protobuf is parsed with the ``onnx`` package. Nodes whose inputs are all constants (weight
+The protobuf is parsed with the ``onnx`` package's generated message classes (``onnx_ml_pb2``), loaded
+without the package's ``__init__``, which imports ml_dtypes (about a second of a style run's start);
+attributes and tensors are read here for the element types in ``NUMPY_DTYPES``. Nodes whose inputs are all constants (weight
 dequantisation, the padding arithmetic torch's exporter writes) are evaluated once at load time;
 the rest run on torch tensors on whatever device and floating dtype the module is moved to.
 Shape-like inputs (pads, axes, target shapes, scales) must be constants and become Python values.
 """
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -18,16 +23,54 @@ DTYPES = {1: torch.float32, 2: torch.uint8, 3: torch.int8, 6: torch.int32, 7: to
 QUANT_RANGE = {torch.int8: (-128, 127), torch.uint8: (0, 255)}
 
 
-def _attr(node) -> dict:
-    import onnx
+NUMPY_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 6: np.int32, 7: np.int64, 9: np.bool_, 10: np.float16,
+                11: np.float64}
+# TensorProto fields holding the values when there is no raw_data (float16's bits sit in int32_data)
+TYPED_FIELDS = {1: "float_data", 2: "int32_data", 3: "int32_data", 6: "int32_data", 7: "int64_data", 9: "int32_data",
+                10: "int32_data", 11: "double_data"}
+# AttributeProto.type -> the field holding its value (FLOAT, INT, STRING, TENSOR, FLOATS, INTS, STRINGS)
+ATTRIBUTE_FIELDS = {1: "f", 2: "i", 3: "s", 4: "t", 6: "floats", 7: "ints", 8: "strings"}
 
-    return {a.name: _plain(onnx.helper.get_attribute_value(a)) for a in node.attribute}
+
+def onnx_proto():
+    """onnx's generated protobuf module, from the installed onnx package but without importing the package."""
+    spec = importlib.util.find_spec("onnx")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("reading the ONNX style models needs the 'onnx' package: pip install onnx")
+    if "onnx.onnx_ml_pb2" in sys.modules:  # onnx itself is imported already: share its classes
+        return sys.modules["onnx.onnx_ml_pb2"]
+    location = Path(list(spec.submodule_search_locations)[0]) / "onnx_ml_pb2.py"
+    module_spec = importlib.util.spec_from_file_location("onnx.onnx_ml_pb2", location)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    # registered under its own name, so a later ``import onnx`` reuses it instead of adding the file twice
+    sys.modules["onnx.onnx_ml_pb2"] = module
+    return module
+
+
+def load_model(path: Path):
+    """The ModelProto in an .onnx file (weights inside the file; external data is not used by these models)."""
+    model = onnx_proto().ModelProto()
+    model.ParseFromString(path.read_bytes())
+    return model
+
+
+def _attr(node) -> dict:
+    attrs = {}
+    for a in node.attribute:
+        if a.type not in ATTRIBUTE_FIELDS:
+            raise NotImplementedError(f"ONNX attribute {a.name!r} of type {a.type} (node {node.name!r})")
+        value = getattr(a, ATTRIBUTE_FIELDS[a.type])
+        attrs[a.name] = _plain(list(value) if a.type in (6, 7, 8) else value)
+    return attrs
 
 
 def _plain(value):
     """Attribute values as Python/torch values: bytes -> str, TensorProto -> tensor."""
     if isinstance(value, bytes):
         return value.decode()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
     if hasattr(value, "data_type"):
         return _tensor(value)
     return value
@@ -35,9 +78,17 @@ def _plain(value):
 
 def _tensor(proto) -> torch.Tensor:
     """A TensorProto (initializer or attribute) -> a CPU torch tensor that owns its memory."""
-    from onnx import numpy_helper
-
-    return torch.from_numpy(numpy_helper.to_array(proto).copy())
+    if proto.data_type not in NUMPY_DTYPES:
+        raise NotImplementedError(f"ONNX tensor {proto.name!r}: element type {proto.data_type}")
+    if proto.data_location == 1:  # EXTERNAL
+        raise NotImplementedError(f"ONNX tensor {proto.name!r} keeps its data in another file")
+    dtype = np.dtype(NUMPY_DTYPES[proto.data_type]).newbyteorder("<")
+    if proto.HasField("raw_data"):
+        array = np.frombuffer(proto.raw_data, dtype=dtype)
+    else:
+        values = np.asarray(getattr(proto, TYPED_FIELDS[proto.data_type]))
+        array = values.astype(np.uint16).view(np.float16) if proto.data_type == 10 else values.astype(dtype)
+    return torch.from_numpy(array.astype(dtype.newbyteorder("="), copy=True).reshape(tuple(proto.dims)))
 
 
 def _static(value):
@@ -207,14 +258,12 @@ class OnnxModule(torch.nn.Module):
     """An ONNX graph as a torch module: ``module(*inputs) -> tuple of outputs``; move it with ``.to(device, dtype)``."""
 
     def __init__(self, path: str | Path):
-        try:
-            import onnx
-        except ImportError:  # e.g. a ComfyUI install that skipped the pack's requirements.txt
-            raise ModuleNotFoundError(f"reading {Path(path).name} needs the 'onnx' package: pip install onnx") from None
-
         super().__init__()
         path = Path(path)
-        graph = onnx.load(str(path)).graph
+        try:
+            graph = load_model(path).graph
+        except ModuleNotFoundError:  # e.g. a ComfyUI install that skipped the pack's requirements.txt
+            raise ModuleNotFoundError(f"reading {path.name} needs the 'onnx' package: pip install onnx") from None
         constants = {t.name: _tensor(t) for t in graph.initializer}
         self.input_names = [i.name for i in graph.input if i.name not in constants]
         self.output_names = [o.name for o in graph.output]

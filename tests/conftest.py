@@ -67,3 +67,14 @@ def keep_node():
             return {"ui": {}, "result": ()}
 
     return KeepNode
+
+
+@pytest.fixture(params=["library", "torch"])
+def image_path(request, monkeypatch):
+    """Run a test on both implementations of the image ops: the CPU library one (OpenCV/numpy) and the
+    torch one that CUDA tensors take, here forced on CPU tensors."""
+    if request.param == "torch":
+        from imagetune.ops import cpu_image
+
+        monkeypatch.setattr(cpu_image, "use_library", lambda image: False)
+    return request.param

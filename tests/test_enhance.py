@@ -10,6 +10,9 @@ from imagetune.graph_runtime import ExecutionContext
 from imagetune.nodes import enhance as E
 from imagetune.ops.enhance import adjust, auto_contrast, clahe, denoise, gaussian_box_blur, unsharp_mask
 
+# every test runs on the CPU library path and on the torch path (what CUDA tensors take)
+pytestmark = pytest.mark.usefixtures("image_path")
+
 
 def photo_like(seed=0, h=37, w=45):
     """An 8-bit RGB picture with edges, gradients and texture."""

@@ -1,5 +1,6 @@
 """Histogram matching: the 8-bit counting path and the sorting path agree, per-image styles, against numpy."""
 import numpy as np
+import pytest
 import torch
 
 from imagetune.ops.histogram_match import _eight_bit_levels, histogram_match
@@ -11,6 +12,10 @@ def numpy_match(source: np.ndarray, template: np.ndarray) -> np.ndarray:
     t_values, t_counts = np.unique(template.ravel(), return_counts=True)
     return np.interp(np.cumsum(s_counts) / source.size, np.cumsum(t_counts) / template.size,
                      t_values)[s_idx].reshape(source.shape)
+
+
+# every test runs on the CPU library path and on the torch path (what CUDA tensors take)
+pytestmark = pytest.mark.usefixtures("image_path")
 
 
 def eight_bit(*shape, seed: int) -> torch.Tensor:

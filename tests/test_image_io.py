@@ -180,6 +180,7 @@ def test_comfy_core_chain_matches_comfy_semantics(dirs):
     assert result.ui["5"]["images"][0]["filename"] == "ComfyUI_00001_.png"
 
 
+@pytest.mark.usefixtures("image_path")  # the CPU's banded products and torch's interpolate (CUDA's)
 @pytest.mark.parametrize("method,pil", [("lanczos", Image.LANCZOS), ("bicubic", Image.BICUBIC),
                                         ("bilinear", Image.BILINEAR)])
 @pytest.mark.parametrize("size", [(1, 1), (5, 3), (23, 17), (40, 64)])

@@ -37,6 +37,7 @@ def run_node(tmp_path, image, method, models=(), **kw):
     return StyleTransferNode().run(ctx(tmp_path, models), image, method, **args)[0]
 
 
+@pytest.mark.usefixtures("image_path")
 def test_reinhard_output_statistics_equal_style_statistics():
     content, style = smooth_image(1, lo=0.3, hi=0.6), smooth_image(2, h=16, w=16, lo=0.35, hi=0.55)
     out = reinhard_transfer(content, style).double()
@@ -48,6 +49,7 @@ def test_reinhard_output_statistics_equal_style_statistics():
     assert np.corrcoef(out[0, 0].flatten(), content[0, 0].flatten())[0, 1] > 0.9
 
 
+@pytest.mark.usefixtures("image_path")
 @pytest.mark.parametrize("space", ["CIELAB", "RGB"])
 def test_reinhard_in_other_spaces(space):
     import kornia
@@ -386,3 +388,32 @@ def test_missing_onnx_package_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # what an environment without the package looks like
     with pytest.raises(ModuleNotFoundError, match="needs the 'onnx' package: pip install onnx"):
         OnnxModule(N.models_folder() / "multistyle26.onnx")
+
+
+def test_ycbcr_equals_kornias():
+    """The YCbCr used to keep luminance or colour is kornia's definition (written without importing kornia)."""
+    import kornia
+    from imagetune.ops.color import rgb_to_ycbcr, ycbcr_to_rgb
+    rgb = torch.rand(2, 3, 9, 7, generator=torch.Generator().manual_seed(8))
+    assert torch.allclose(rgb_to_ycbcr(rgb), kornia.color.rgb_to_ycbcr(rgb), atol=1e-6)
+    off_gamut = torch.rand(2, 3, 9, 7, generator=torch.Generator().manual_seed(9))
+    assert torch.allclose(ycbcr_to_rgb(off_gamut), kornia.color.ycbcr_to_rgb(off_gamut), atol=1e-6)
+    assert torch.allclose(ycbcr_to_rgb(rgb_to_ycbcr(rgb)), rgb, atol=1e-6)
+
+
+def test_reading_the_style_models_imports_no_onnx_package():
+    """The ONNX files are parsed with onnx's protobuf classes alone: importing the onnx package (and the
+    ml_dtypes it imports) was about a second of every style run's start."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    code = ("import importlib.util, sys\n"
+            f"spec = importlib.util.spec_from_file_location('imagetune', {str(root / '__init__.py')!r}, "
+            f"submodule_search_locations=[{str(root)!r}])\n"
+            "module = importlib.util.module_from_spec(spec); sys.modules['imagetune'] = module; spec.loader.exec_module(module)\n"
+            "from imagetune.ops import neural_style as N\n"
+            "N.model('multistyle26'); N.model('arbitrary_predict')\n"
+            "print(sorted(m for m in ('onnx', 'ml_dtypes', 'kornia') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

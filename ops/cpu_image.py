@@ -1,0 +1,102 @@
+"""Where an image op runs: CPU float32 tensors go to OpenCV/numpy on zero-copy [H,W,C] views, the rest stays in torch.
+
+ComfyUI's IMAGE is [B,H,W,C] float32, so ``to_bchw(image)`` is a view whose per-image [H,W,C]
+numpy view costs nothing; OpenCV reads it and writes the result straight into the output
+tensor's memory (``dst=``), which is again a [B,C,H,W] view of a contiguous [B,H,W,C] tensor,
+so ``to_bhwc`` has nothing to copy either. Other devices (CUDA) and dtypes keep the torch
+kernels, which never leave the device; tests run those on CPU tensors too (``use_library``
+patched to False) and hold both paths to the same references.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+def use_library(image: torch.Tensor) -> bool:
+    """Whether ``image`` takes the CPU library path: a float32 CPU tensor that needs no gradient."""
+    return image.device.type == "cpu" and image.dtype == torch.float32 and not image.requires_grad
+
+
+def opencv_threads() -> None:
+    """Give OpenCV torch's thread count (set with ``--threads``), so one thread means one for both."""
+    wanted = torch.get_num_threads()
+    if cv2.getNumThreads() != wanted:
+        cv2.setNumThreads(wanted)
+
+
+def hwc_arrays(image: torch.Tensor) -> list[np.ndarray]:
+    """[B,C,H,W] CPU tensor -> one contiguous numpy [H,W,C] (or [H,W] when C = 1) per image; views when the memory allows."""
+    opencv_threads()
+    hwc = image.detach().movedim(1, -1)
+    arrays = []
+    for one in hwc:
+        array = one.numpy()
+        if not array.flags.c_contiguous:  # e.g. the colour of an RGBA image: OpenCV needs packed pixels
+            array = np.ascontiguousarray(array)
+        arrays.append(array[..., 0] if array.shape[-1] == 1 else array)
+    return arrays
+
+
+def new_like(image: torch.Tensor, height: int | None = None, width: int | None = None) -> tuple[torch.Tensor, list[np.ndarray]]:
+    """A fresh output for ``image``: [B,C,H,W] view of a contiguous [B,H,W,C] tensor, and its per-image numpy views."""
+    b, c, h, w = image.shape
+    out = torch.empty(b, height or h, width or w, c, dtype=image.dtype)
+    views = [one.numpy()[..., 0] if c == 1 else one.numpy() for one in out]
+    return out.movedim(-1, 1), views
+
+
+def border(image: torch.Tensor, radius: int) -> int:
+    """OpenCV's border for a window of ``radius``: mirrored without repeating the edge (torch's "reflect"), repeated on tiny images."""
+    return cv2.BORDER_REFLECT_101 if min(image.shape[2:]) > radius else cv2.BORDER_REPLICATE
+
+
+def clamp_(array: np.ndarray) -> np.ndarray:
+    """Clamp ``array`` to 0..1 in place."""
+    return np.clip(array, 0.0, 1.0, out=array)
+
+
+def rounded_levels(array: np.ndarray) -> np.ndarray:
+    """round(255 x) of a float array as uint8, saturated (negatives 0, above 1 255) in one pass."""
+    return cv2.addWeighted(array, 255.0, array, 0.0, 0.0, dtype=cv2.CV_8U)
+
+
+def eight_bit(array: np.ndarray) -> np.ndarray | None:
+    """The uint8 levels of ``array`` when every value is exactly level / 255 (as 8-bit loaders make it), else None.
+
+    Converted and checked in bands of rows that stay in the cache: the check writes no image-sized buffer.
+    """
+    if not _sample_on_grid(array):  # an image off the grid almost always shows it in a sample: no full pass
+        return None
+    levels = np.empty(array.shape, np.uint8)
+    rows = max(1, BAND_BYTES // max(1, array[0].nbytes))
+    back = np.empty((rows,) + array.shape[1:], np.float32)
+    for start in range(0, array.shape[0], rows):
+        part, band = array[start:start + rows], levels[start:start + rows]
+        cv2.convertScaleAbs(part, dst=band, alpha=255.0)  # rounds and saturates: off-grid values fail below
+        again = cv2.LUT(band, LEVELS, dst=back[:len(part)])
+        if cv2.norm(again, part, cv2.NORM_L1) != 0.0:  # a sum of |differences|: any NaN makes it NaN
+            return None
+    return levels
+
+
+BAND_BYTES = 1 << 18
+
+
+def _sample_on_grid(array: np.ndarray, step: int = 997) -> bool:
+    """Whether every ``step``-th value of ``array`` is exactly level / 255."""
+    sample = array.reshape(-1)[::step]
+    levels = np.rint(sample * np.float32(255.0))
+    if levels.min(initial=0) < 0 or levels.max(initial=0) > 255:
+        return False
+    return bool(np.array_equal(LEVELS[0][levels.astype(np.intp)], sample))
+
+
+# level / 255 in float32, as an 8-bit loader divides (numpy's and torch's float32 division agree)
+LEVELS = (np.arange(256, dtype=np.float32) / np.float32(255.0)).reshape(1, 256)
+
+
+def level_counts(levels: np.ndarray) -> np.ndarray:
+    """256-bin counts [C, 256] of each channel of one uint8 [H,W(,C)] array."""
+    channels = 1 if levels.ndim == 2 else levels.shape[-1]
+    return np.stack([cv2.calcHist([levels], [c], None, [256], [0, 256]).reshape(-1) for c in range(channels)])

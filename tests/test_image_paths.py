@@ -1,0 +1,73 @@
+"""The two implementations of the enhance ops, compared directly: the CPU library path (OpenCV/numpy) and the
+torch path that CUDA tensors take, forced here on CPU tensors. Their references are in test_enhance.py."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from imagetune.ops import cpu_image
+from imagetune.ops.enhance import adjust, auto_contrast, clahe, denoise, gaussian_box_blur, unsharp_mask
+
+
+def smooth_picture() -> torch.Tensor:
+    """An 8-bit RGB picture [1,3,64,80] with gradients, edges and a little noise, dull so CLAHE has work."""
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 80), indexing="ij")
+    base = torch.stack([xx, yy, ((xx * 7).floor() + (yy * 5).floor()) % 2 * 0.6 + 0.2]) * 0.3 + 0.35
+    noisy = base + 0.02 * torch.randn(base.shape, generator=torch.Generator().manual_seed(5))
+    return (noisy.clamp(0, 1) * 255).round()[None] / 255
+
+
+def grid_and_float(seed: int, shape=(2, 3, 40, 33)) -> list[torch.Tensor]:
+    """The same picture on the 8-bit grid (as loaded from a file) and off it (as after any float op)."""
+    g = torch.Generator().manual_seed(seed)
+    levels = torch.randint(0, 256, shape, generator=g).float() / 255
+    return [levels, torch.rand(shape, generator=g)]
+
+
+TWO_PATH_OPS = {  # op -> (call, largest difference between the two paths)
+    "unsharp": (lambda x: unsharp_mask(x, 2.0, 1.5, 3), 1e-5),
+    "blur": (lambda x: gaussian_box_blur(x, 1.3), 1e-5),
+    "adjust": (lambda x: adjust(x, 1.1, 1.3, 0.7, 1.8), 1e-5),
+    "gamma": (lambda x: adjust(x, gamma=2.2), 1e-5),
+    "autocontrast": (lambda x: auto_contrast(x, 0.0), 1e-5),
+    "autocontrast cut": (lambda x: auto_contrast(x, 1.5), 1e-5),
+    "median 5": (lambda x: denoise(x, "median", radius=2), 0.0),
+    "median 9": (lambda x: denoise(x, "median", radius=4), 0.0),
+    "gaussian": (lambda x: denoise(x, "gaussian", radius=3), 1e-5),
+    "bilateral": (lambda x: denoise(x, "bilateral", 0.15, 2), 2e-3),  # OpenCV's colour weights are a 4096-step table
+}
+
+
+@pytest.mark.parametrize("name", list(TWO_PATH_OPS))
+@pytest.mark.parametrize("channels", [3, 1])
+def test_library_and_torch_paths_agree(name, channels, monkeypatch):
+    """The CPU library result equals the torch result (CUDA's path) on and off the 8-bit grid, RGB and grey."""
+    op, tolerance = TWO_PATH_OPS[name]
+    for image in grid_and_float(11, (2, channels, 40, 33)):
+        assert cpu_image.use_library(image)
+        library = op(image)
+        with monkeypatch.context() as m:
+            m.setattr(cpu_image, "use_library", lambda x: False)
+            reference = op(image)
+        assert library.shape == reference.shape and library.dtype == reference.dtype
+        assert (library - reference).abs().max() <= tolerance, name
+
+
+def test_clahe_paths_agree_within_a_few_levels(monkeypatch):
+    """OpenCV's CLAHE (CPU) and kornia's (elsewhere) share clip limit, residual spreading and 256 levels of L, but
+    kornia interpolates between tiles half a pixel earlier (to keep flip symmetry) and OpenCV works on 8-bit
+    CIELAB: a few levels apart on average, not exactly equal."""
+    image = smooth_picture()
+    library = clahe(image, 2.5, 4)
+    with monkeypatch.context() as m:
+        m.setattr(cpu_image, "use_library", lambda x: False)
+        reference = clahe(image, 2.5, 4)
+    diff = (library - reference).abs() * 255
+    assert diff.mean() < 3.0 and torch.quantile(diff.flatten(), 0.99) < 10.0
+
+
+def test_library_path_writes_an_image_tensor_without_copies_of_its_own():
+    """The CPU path returns a [B,C,H,W] view of a contiguous IMAGE, so the node's to_bhwc copies nothing."""
+    image = torch.rand(1, 20, 24, 3).movedim(-1, 1)
+    out = denoise(image, "gaussian", radius=2)
+    assert out.movedim(1, -1).is_contiguous()
