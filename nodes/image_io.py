@@ -47,11 +47,19 @@ def temp_dir(ctx) -> Path:
     return Path(ctx.output_dir) / "temp"
 
 
+#: pictures the pack ships for its example workflows: an input folder searched after the user's
+#: own, so the examples run on a fresh install and a file of the same name in input/ wins
+PACK_INPUT_DIR = Path(__file__).resolve().parents[1] / "example_inputs"
+
+
 def input_path(ctx, name: str, field: str = "image") -> Path:
     """The file an image input names, inside its root (input, or output/temp when annotated)."""
     relative, kind = split_annotation(name)
     root = {"input": ctx.input_dir, "output": ctx.output_dir, "temp": temp_dir(ctx)}[kind]
     path = resolve_inside(root, relative, field)
+    if not path.is_file() and kind == "input":
+        shipped = resolve_inside(PACK_INPUT_DIR, relative, field)
+        path = shipped if shipped.is_file() else path
     if not path.is_file():
         raise NodeInputError(field, f"no image file {relative!r} in {root}")
     return path

@@ -111,7 +111,7 @@ def test_readme_pip_command_runs_the_default_workflow_beside_the_installed_torch
     assert probe["torchvision"] is False and probe["spandrel"] is False, probe
 
     out = tmp_path / "out"
-    done = subprocess.run([str(venv / "bin" / "imagetune"), "run", str(ROOT / "workflows" / "default.json"),
+    done = subprocess.run([str(venv / "bin" / "imagetune"), "run", str(ROOT / "workflows" / "imagetune-text-to-image.json"),
                            "--out", str(out)],
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
