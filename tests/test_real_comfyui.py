@@ -11,6 +11,7 @@ import importlib.util
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -194,6 +195,12 @@ def api_prompt(nodes: list[tuple[str, dict, int | None]], ui: dict) -> dict:
     return prompt
 
 
+def _declared(info: dict, kind: str, name: str):
+    """The type /object_info declares for input ``name`` of node type ``kind`` (None if not declared)."""
+    inputs = info[kind]["input"]
+    return {**inputs.get("required", {}), **inputs.get("optional", {})}.get(name, [None])[0]
+
+
 #: every FLOAT widget a whole number, as the front end writes 2.0 (json.dumps(2) is "2")
 WHOLE_NUMBER_FLOATS = [
     ("ImageTuneLoadImage", {"image": "imagetune-example.png"}, None),
@@ -212,7 +219,7 @@ def test_a_workflow_with_whole_number_floats_runs_headless_as_in_comfyui(comfy, 
     ui = ui_workflow(info, WHOLE_NUMBER_FLOATS)
     prompt = api_prompt(WHOLE_NUMBER_FLOATS, ui)
     floats = [v for node in prompt.values() for name, v in node["inputs"].items()
-              if info[node["class_type"]]["input"]["required"].get(name, [None])[0] == "FLOAT"]
+              if _declared(info, node["class_type"], name) == "FLOAT"]
     assert len(floats) == 7 and all(type(v) is int for v in floats), floats
     entry = comfy.run(prompt, ui)
     (ours,) = comfy.image_files({"outputs": {"5": entry["outputs"]["5"]}})
@@ -243,6 +250,68 @@ def test_our_saved_files_have_the_mode_comfyuis_own_have(comfy):
     assert modes == {ours.name: "0o644", theirs.name: "0o644"}, modes
     assert oct(ours.parent.stat().st_mode & 0o777) == "0o755"
     assert not [p.name for p in ours.parent.iterdir() if p.name.startswith(".")], "a temp file was left"
+
+
+# Run with ComfyUI's Python where it has Playwright: open the real front end in headless Chromium,
+# load each UI workflow given and print what the front end's own graphToPrompt makes of it
+# ({"workflow": what it saves, "output": the API prompt it queues}).
+FRONT_END_SCRIPT = r"""
+import json, sys
+from playwright.sync_api import sync_playwright
+
+url, chromium, workflows = sys.argv[1], sys.argv[2], json.loads(sys.stdin.read())
+with sync_playwright() as playwright:
+    browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+    page = browser.new_page()
+    page.goto(url)
+    page.wait_for_function("() => window.app && window.app.graph && Object.keys(LiteGraph.registered_node_types)"
+                           ".some(t => t.startsWith('ImageTune'))", timeout=180_000)
+    built = page.evaluate("async (all) => { const out = {}; for (const [name, ui] of Object.entries(all)) {"
+                          " await app.loadGraphData(ui, true, true, name); out[name] = await app.graphToPrompt() }"
+                          " return out }", workflows)
+    browser.close()
+print(json.dumps(built))
+"""
+CHROMIUM = os.environ.get("IMAGETUNE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def front_end_prompts(comfy: ComfyServer, workflows: dict) -> dict:
+    """What ComfyUI's real front end saves and queues for each UI workflow (skip without a browser)."""
+    has_playwright = subprocess.run([COMFY_PYTHON, "-c", "import playwright.sync_api"], capture_output=True)
+    if not CHROMIUM or has_playwright.returncode != 0:
+        pytest.skip("needs Chromium (IMAGETUNE_CHROMIUM) and Playwright in ComfyUI's Python")
+    done = subprocess.run([COMFY_PYTHON, "-c", FRONT_END_SCRIPT, comfy.url, CHROMIUM], input=json.dumps(workflows),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_front_end_queues_our_templates_as_we_convert_them_and_they_run_alike(comfy, tmp_path):
+    from imagetune.graph_runtime.cli import main as cli_main
+    from imagetune.graph_runtime.interchange import ui_to_api
+    from imagetune.nodes import default_registry
+
+    templates = {p.stem: json.loads(p.read_text()) for p in sorted((ROOT / "workflows").glob("*.json"))}
+    built = front_end_prompts(comfy, templates)
+    info = comfy.get("/object_info")
+    whole = []
+    for name, made in built.items():
+        # our conversion of what the front end saves is what the front end queues
+        assert ui_to_api(made["workflow"], default_registry()) == made["output"], name
+        whole += [f"{name}:{node_id}.{key}" for node_id, node in made["output"].items()
+                  for key, value in node["inputs"].items() if type(value) is int
+                  and _declared(info, node["class_type"], key) == "FLOAT"]
+    assert whole, "the front end wrote no whole-number FLOAT: this test no longer tests that"
+    # the style transfer as the front end queues it (style_weight 1, radius 1), in ComfyUI and headless
+    made = built["imagetune-style-transfer"]
+    (in_comfy,) = comfy.image_files(comfy.run(made["output"], made["workflow"]))
+    (tmp_path / "saved.json").write_text(json.dumps(made["workflow"]))
+    assert cli_main(["run", str(tmp_path / "saved.json"), "--out", str(tmp_path / "out"), "--device", "cpu",
+                     "--no-progress"]) == 0
+    (headless,) = sorted((tmp_path / "out").rglob("*.png"))
+    assert _max_difference(headless, in_comfy) == 0
+    print(f"\nthe front end's graphToPrompt equals our conversion for {sorted(built)}; whole-number FLOATs it "
+          f"wrote: {whole}; the style transfer it queued gives ComfyUI's pixels headless")
 
 
 def interop_prompt(registry_ids: set[str]) -> dict:
