@@ -18,11 +18,11 @@ the front end's own "Queue" command.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
+import runpy
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "docs" / "images"
@@ -34,13 +34,6 @@ CANVAS_VIEWPORT = {"width": 2400, "height": 1000}
 #: a fresh ComfyUI's user settings, less the first-run tour and the minimap over the canvas
 SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Locale": "en", "Comfy.Minimap.Visible": False,
             "LiteGraph.Canvas.LowQualityRenderingZoomThreshold": 0.3}  # text stays drawn in the fitted view
-
-
-def _server_module():
-    spec = importlib.util.spec_from_file_location("imagetune_comfyui_server", ROOT / "scripts" / "comfyui_server.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def open_front_end(page, url: str) -> None:
@@ -97,14 +90,12 @@ def shoot_default_workflow(page, server, out: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--comfyui", required=True, help="a ComfyUI checkout (0.3.64 or newer)")
-    parser.add_argument("--python", default=sys.executable, help="the Python that runs ComfyUI (default: this one)")
+    server_module = SimpleNamespace(**runpy.run_path(str(ROOT / "scripts" / "comfyui_server.py")))
+    parser = server_module.comfyui_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--chromium", default="/usr/bin/chromium", help="the Chromium (or Chrome) to drive")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    server_module = _server_module()
     IMAGES.mkdir(parents=True, exist_ok=True)
     with server_module.running(args.comfyui, args.python, PACK_FOLDER) as server:
         settings = server.base / "user" / "default" / "comfy.settings.json"

@@ -193,10 +193,15 @@ def running(comfy_dir: str | Path, python: str, pack_folder: str = PACK_FOLDER):
             server.stop()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def comfyui_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add --comfyui (the checkout) and --python (what runs it) to ``parser``; returns it."""
     parser.add_argument("--comfyui", required=True, help="a ComfyUI checkout (0.3.64 or newer)")
-    parser.add_argument("--python", default=sys.executable, help="a Python that runs it (default: this one)")
+    parser.add_argument("--python", default=sys.executable, help="the Python that runs ComfyUI (default: this one)")
+    return parser
+
+
+def main() -> None:
+    parser = comfyui_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--folder", default="ImageTune", help="the pack's folder name in custom_nodes")
     args = parser.parse_args()
     with running(args.comfyui, args.python, args.folder) as server:

@@ -1,9 +1,10 @@
 """The example workflows as ComfyUI templates: names of their own, true thumbnails, and inputs that ship."""
 from __future__ import annotations
 
-import importlib.util
 import json
+import runpy
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,14 +22,7 @@ COMFY_TEMPLATE_FOLDERS = ("example_workflows", "example", "examples", "workflow"
 IMAGE_LOADERS = ("ImageTuneLoadImage", "LoadImage")
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("make_thumbnails", ROOT / "scripts" / "make_thumbnails.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-THUMBNAILS = _script()
+THUMBNAILS = SimpleNamespace(**runpy.run_path(str(ROOT / "scripts" / "make_thumbnails.py")))
 TEMPLATES = THUMBNAILS.templates()
 
 

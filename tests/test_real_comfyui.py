@@ -7,15 +7,16 @@ bytecode writes, so nothing is left in the checkout or the repository.
 """
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
+import runpy
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -32,14 +33,7 @@ pytestmark = [pytest.mark.comfyui, pytest.mark.slow,
               pytest.mark.skipif(not COMFY_DIR, reason="set IMAGETUNE_COMFYUI_DIR to a ComfyUI checkout")]
 
 
-def _load_server_module():
-    spec = importlib.util.spec_from_file_location("imagetune_comfyui_server", ROOT / "scripts" / "comfyui_server.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-server_module = _load_server_module()
+server_module = SimpleNamespace(**runpy.run_path(str(ROOT / "scripts" / "comfyui_server.py")))
 ComfyServer = server_module.ComfyServer
 
 
