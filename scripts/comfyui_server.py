@@ -161,12 +161,13 @@ def make_base(base: Path, pack_folder: str = PACK_FOLDER) -> None:
 
 
 def start(comfy_dir: str | Path, python: str, base: Path, pack_folder: str = PACK_FOLDER,
-          umask: int = 0o022) -> ComfyServer:
-    """Start ComfyUI on ``base`` (made by make_base) under ``umask`` and wait until it answers."""
+          umask: int = 0o022, extra_args: tuple[str, ...] = ()) -> ComfyServer:
+    """Start ComfyUI on ``base`` (made by make_base) under ``umask`` with ``extra_args`` (ComfyUI's
+    command-line options) and wait until it answers."""
     port = free_port()
     log = base / "comfyui.log"
     command = [python, str(Path(comfy_dir) / "main.py"), "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-               "--base-directory", str(base), "--disable-auto-launch", "--database-url", "sqlite:///:memory:"]
+               "--base-directory", str(base), "--disable-auto-launch", "--database-url", "sqlite:///:memory:", *extra_args]
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
     for name in ("IMAGETUNE_OUTPUT_DIR", "IMAGETUNE_INPUT_DIR"):
         env.pop(name, None)

@@ -28,6 +28,8 @@ COMFY_DIR = os.environ.get("IMAGETUNE_COMFYUI_DIR")
 COMFY_PYTHON = os.environ.get("IMAGETUNE_COMFYUI_PYTHON") or sys.executable
 #: the test picture ComfyUI's own LoadImage reads; not ComfyUI's example.png, which our examples must not need
 TEST_INPUT = "test-input.png"
+#: the model folders the fixture's extra_model_paths.yaml adds under <base>/shared-models
+EXTRA_MODEL_KINDS = ("upscale_models", "text_encoders", "diffusers", "checkpoints", "lit")
 
 pytestmark = [pytest.mark.comfyui, pytest.mark.slow,
               pytest.mark.skipif(not COMFY_DIR, reason="set IMAGETUNE_COMFYUI_DIR to a ComfyUI checkout")]
@@ -42,7 +44,11 @@ def comfy(tmp_path_factory):
     base = tmp_path_factory.mktemp("comfyui-base")
     server_module.make_base(base)
     make_input_image().save(base / "input" / TEST_INPUT)
-    server = server_module.start(COMFY_DIR, COMFY_PYTHON, base, umask=0o022)
+    # a second model folder, as users have in extra_model_paths.yaml (a shared models drive)
+    (base / "extra_model_paths.yaml").write_text(json.dumps({"shared": {  # JSON is YAML
+        "base_path": str(base / "shared-models"), **{kind: kind for kind in EXTRA_MODEL_KINDS}}}))
+    server = server_module.start(COMFY_DIR, COMFY_PYTHON, base, umask=0o022,
+                                 extra_args=("--extra-model-paths-config", str(base / "extra_model_paths.yaml")))
     try:
         yield server
     finally:
@@ -532,3 +538,79 @@ def test_a_diffusers_pipeline_generates_inside_comfyui(comfy):
         with Image.open(file) as image:
             assert image.size == (32, 24)
     print(f"\ntiny diffusers pipeline in ComfyUI: progress {steps}, {len(files)} images")
+
+
+# -- the dropdowns and the upload button (#13 items 3 and 4) --------------------------------------
+
+#: per loader input: the shipped choices always listed, and models placed in ComfyUI's folders
+#: as (path under a models folder, file to write there, the name the dropdown should list)
+DROPDOWNS = {
+    ("ImageTuneLoadTextEncoder", "text_encoder"): (("minilm",), [
+        ("text_encoders/placed-encoder/config.json", "placed-encoder")]),
+    ("ImageTuneLoadPipeline", "model"): (("imagetune-shapes",), [
+        ("diffusers/placed-pipeline/model_index.json", "placed-pipeline"),
+        ("checkpoints/placed-checkpoint.safetensors", "placed-checkpoint.safetensors")]),
+    ("ImageTuneLoadUpscaleModel", "model_name"): (("RealESRGAN_animevideov3_x2 (compact)", "RealESRGAN_x4plus"), [
+        ("upscale_models/placed-x2.safetensors", "placed-x2.safetensors"),
+        ("upscale_models/sub/placed-x4.pth", "sub/placed-x4.pth")]),
+    ("ImageTuneLoadLiTModel", "model"): (("shapes-lite0-minilm",), [
+        ("lit/placed-lit/head.safetensors", "placed-lit")]),
+}
+
+
+def dropdown(comfy: ComfyServer, node: str, name: str) -> tuple[list, dict]:
+    """The choices and options /object_info gives the front end for one COMBO input now."""
+    entry = comfy.get(f"/object_info/{node}")[node]["input"]
+    kind, options = {**entry.get("required", {}), **entry.get("optional", {})}[name][:2]
+    assert isinstance(kind, list), f"{node}.{name} is {kind}, not a dropdown"
+    return kind, options
+
+
+@pytest.mark.parametrize("folder", ["models", "shared-models"], ids=["models", "extra_model_paths"])
+def test_the_model_dropdowns_list_what_is_placed_in_comfyuis_folders(comfy, folder):
+    # the front end's Refresh button fetches /object_info again, and ComfyUI calls INPUT_TYPES anew
+    for (node, name), (shipped, placed) in DROPDOWNS.items():
+        before, _ = dropdown(comfy, node, name)
+        assert set(shipped) <= set(before), (node, name, before)
+        tag = folder.split("-")[0]
+        for relative, listed in placed:
+            target = comfy.base / folder / relative.replace("placed", f"placed-{tag}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(b"{}" if target.suffix == ".json" else b"not read")
+            assert listed.replace("placed", f"placed-{tag}") not in before
+        after, _ = dropdown(comfy, node, name)
+        for _, listed in placed:
+            assert listed.replace("placed", f"placed-{tag}") in after, (node, name, after)
+        assert set(shipped) <= set(after)
+    print(f"\ndropdowns after placing files in {folder}/: "
+          f"{ {f'{n}.{i}': dropdown(comfy, n, i)[0] for n, i in DROPDOWNS} }")
+
+
+def test_the_tiny_models_placed_for_generation_are_in_the_dropdowns(comfy):
+    _tiny_models(comfy.base / "models")
+    assert "tiny-clip" in dropdown(comfy, "ImageTuneLoadTextEncoder", "text_encoder")[0]
+    assert "tiny-sd" in dropdown(comfy, "ImageTuneLoadPipeline", "model")[0]
+
+
+def _png(picture: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("subfolder", ["", "pasted"])
+def test_an_uploaded_image_is_in_our_loaders_list_and_loads(comfy, subfolder):
+    choices, options = dropdown(comfy, "ImageTuneLoadImage", "image")
+    assert options.get("image_upload") is True, options  # the front end shows the upload button
+    assert "imagetune-example.png" in choices, "the shipped example picture is offered"
+    picture = Image.fromarray(np.random.default_rng(7).integers(0, 256, (40, 56, 3), dtype=np.uint8))
+    status, answer = comfy.upload("/upload/image", "image", "uploaded.png", _png(picture), type="input",
+                                  subfolder=subfolder, overwrite="true")  # what the upload button posts
+    assert status == 200, answer
+    name = f"{answer['subfolder']}/{answer['name']}" if answer["subfolder"] else answer["name"]
+    assert name in dropdown(comfy, "ImageTuneLoadImage", "image")[0]
+    prompt = {"1": {"class_type": "ImageTuneLoadImage", "inputs": {"image": name}},
+              "2": {"class_type": "ImageTuneSaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "upload"}}}
+    (saved,) = comfy.image_files(comfy.run(prompt))
+    with Image.open(saved) as image:
+        assert np.array_equal(np.asarray(image.convert("RGB")), np.asarray(picture))
