@@ -9,6 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
+from . import types as T
 from .errors import ExecutionInterrupted, GraphError, NodeExecutionError, ValidationError
 
 EXIT_INVALID = 2
@@ -218,8 +219,11 @@ def cmd_nodes(args) -> int:
                 extra.append(f"default {spec.default!r}")
             if spec.min is not None or spec.max is not None:
                 extra.append(f"range {spec.min}..{spec.max}")
-            if spec.choices:
-                extra.append("one of " + ", ".join(spec.choices[:8]) + (" ..." if len(spec.choices) > 8 else ""))
+            choices = spec.listed_choices() if spec.type == T.COMBO else ()
+            if choices:
+                extra.append("one of " + ", ".join(choices[:8]) + (f" ... ({len(choices)} in all)" if len(choices) > 8 else ""))
+            if spec.open:
+                extra.append("or another name")
             opt = " (optional)" if spec.optional else ""
             print(f"    in  {spec.name}: {spec.type}{opt}" + (f"  [{'; '.join(extra)}]" if extra else "")
                   + (f"  {spec.tooltip}" if spec.tooltip else ""))

@@ -5,6 +5,7 @@ inside ``execute`` and only when present, so the same classes also run outside C
 """
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,11 @@ HIDDEN_INPUTS = {"imagetune_prompt": "PROMPT", "imagetune_extra_pnginfo": "EXTRA
                  "imagetune_unique_id": "UNIQUE_ID"}
 
 
-def input_options(spec: Input) -> dict[str, Any]:
-    """The options dict of one input in ComfyUI's INPUT_TYPES grammar."""
+def input_options(spec: Input, choices: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The options dict of one input in ComfyUI's INPUT_TYPES grammar (``choices``: a COMBO's list now)."""
     opts: dict[str, Any] = {}
-    if spec.has_default:
-        opts["default"] = spec.default
+    if spec.has_default and (spec.type != T.COMBO or spec.default in choices):
+        opts["default"] = spec.default  # a COMBO default not there now (no example.png): the front end takes the first
     for key in ("min", "max", "step"):
         value = getattr(spec, key)
         if value is not None:
@@ -38,15 +39,21 @@ def input_options(spec: Input) -> dict[str, Any]:
         opts["forceInput"] = True
     if spec.control_after_generate is not None:
         opts["control_after_generate"] = spec.control_after_generate
+    if spec.image_upload:
+        opts["image_upload"] = True
     return opts
 
 
 def input_types(cls: type[Node]) -> dict[str, dict]:
-    """``INPUT_TYPES()`` for a node: required, optional and hidden inputs in declared order."""
+    """``INPUT_TYPES()`` for a node: required, optional and hidden inputs in declared order.
+
+    A COMBO's list is made at each call: ComfyUI calls this again for every /object_info (Refresh).
+    """
     result: dict[str, dict] = {"required": {}, "optional": {}}
     for spec in cls.inputs:
-        kind = list(spec.choices) if spec.type == T.COMBO else spec.type
-        result["optional" if spec.optional else "required"][spec.name] = (kind, input_options(spec))
+        choices = spec.listed_choices() if spec.type == T.COMBO else ()
+        kind = list(choices) if spec.type == T.COMBO else spec.type
+        result["optional" if spec.optional else "required"][spec.name] = (kind, input_options(spec, choices))
     if not result["optional"]:
         del result["optional"]
     result["hidden"] = dict(HIDDEN_INPUTS)
@@ -128,7 +135,46 @@ def comfy_class(cls: type[Node]) -> type:
             return repr(cls.fingerprint(comfy_context(), **literals))
 
         attrs["IS_CHANGED"] = classmethod(IS_CHANGED)
+    validator = open_inputs_validator(cls)
+    if validator is not None:
+        attrs["VALIDATE_INPUTS"] = classmethod(validator)
     return type(cls.__name__, (), attrs)
+
+
+def open_inputs_validator(cls: type[Node]):
+    """VALIDATE_INPUTS for a node's open COMBOs (a name outside the list is allowed), or None.
+
+    ComfyUI skips its own list check for exactly the inputs this function's signature names, so
+    it names the open ones alone (min/max and list checks of the others stay ComfyUI's), and
+    judges their values as headless validation does: text, then the node's ``check_inputs``.
+    """
+    from .validate import literal_problem
+
+    names = [spec.name for spec in cls.inputs if spec.type == T.COMBO and spec.open]
+    if not names:
+        return None
+
+    def VALIDATE_INPUTS(c, **literals):  # noqa: N802 - ComfyUI's name
+        given = {k: v for k, v in literals.items() if k in names and v is not None}  # None: linked
+        problems = [p[1] for k, v in given.items() if (p := literal_problem(cls.input(k), v))]
+        if not problems:
+            problems = [message for _, message in cls.check_inputs(**given)]
+        return True if not problems else "; ".join(problems)
+
+    params = [inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    params += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for n in names]
+    VALIDATE_INPUTS.__signature__ = inspect.Signature(params)  # what ComfyUI's getfullargspec reads
+    return VALIDATE_INPUTS
+
+
+def register_listed_folders(node_classes, folder_paths) -> None:
+    """Tell ComfyUI's ``folder_paths`` about the model folders our dropdowns list (a LiT folder of
+    our own), so extra_model_paths.yaml entries of those names are searched too."""
+    sources = {spec.listing for cls in node_classes for spec in cls.inputs if spec.listing is not None}
+    for source in sources:
+        register = getattr(source, "register_with_comfy", None)
+        if register is not None:
+            register(folder_paths)
 
 
 def to_comfy_mappings(node_classes) -> tuple[dict[str, type], dict[str, str]]:
@@ -136,7 +182,11 @@ def to_comfy_mappings(node_classes) -> tuple[dict[str, type], dict[str, str]]:
 
     Nodes that re-implement a ComfyUI core node (``comfy_core``) stay out: ComfyUI has its own.
     """
+    from .listings import comfy_folder_paths
+
     classes, names = {}, {}
+    if comfy_folder_paths() is not None:
+        register_listed_folders(node_classes, comfy_folder_paths())
     for cls in node_classes:
         if cls.comfy_core:
             continue

@@ -5,7 +5,9 @@ and ``ExecutableNodeDTO.ts``): subgraph instances are flattened into ``"outer:in
 ``widgets_values`` are mapped by the declared input order, links override widget values,
 Reroutes pass through, a PrimitiveNode's value lands in the inputs it feeds, Notes and groups
 are ignored, muted (mode 2) nodes are dropped and bypassed (mode 4) nodes pass the matching
-input through. Both link layouts are read: v0.4 tuples and v1 objects.
+input through. A muted or bypassed subgraph instance keeps its inner nodes, as in the front end:
+a bypassed one passes its matching input to what its outputs feed, a muted one its inner output.
+Both link layouts are read: v0.4 tuples and v1 objects.
 """
 from __future__ import annotations
 
@@ -70,12 +72,13 @@ class _Dto:
 # widgets_values -> input names
 
 
-def widget_layout(cls, legacy: bool = False) -> list[str | None]:
+def widget_layout(cls, legacy: bool = False, upload: bool = False) -> list[str | None]:
     """Input names in the order the front end creates widgets; ``None`` marks a slot that is no input.
 
     Required inputs come before optional ones (``INPUT_TYPES`` order). Seed-like INT inputs are
     followed by their "control after generate" slot. ``legacy`` is the layout before front end
-    1.16, where a ``forceInput`` input still had a widget (its value is not an input).
+    1.16, where a ``forceInput`` input still had a widget (its value is not an input); ``upload``
+    that of front ends which save an ``image_upload`` combo's upload button ("image") after it.
     """
     ordered = [s for s in cls.inputs if not s.optional] + [s for s in cls.inputs if s.optional]
     slots: list[str | None] = []
@@ -83,7 +86,7 @@ def widget_layout(cls, legacy: bool = False) -> list[str | None]:
         if not spec.is_widget or (spec.force_input and not legacy):
             continue
         slots.append(None if spec.force_input else spec.name)
-        if spec.has_control_widget:
+        if spec.has_control_widget or (upload and spec.image_upload):
             slots.append(None)
     return slots
 
@@ -93,7 +96,7 @@ def widget_default(spec) -> Any:
     if spec.has_default:
         return spec.default
     if spec.type == T.COMBO:
-        return spec.choices[0]
+        return (spec.choices or spec.listed_choices() or ("",))[0]
     return _TYPE_DEFAULTS.get(spec.type)
 
 
@@ -104,9 +107,10 @@ def map_widget_values(cls, values: Any) -> dict[str, Any]:
         found = {k: v for k, v in values.items() if k in widgets}
     else:
         values = values if isinstance(values, list) else []
-        modern, legacy = widget_layout(cls), widget_layout(cls, legacy=True)
-        # Old files keep a slot per forceInput widget; the front end migrates them by length.
-        layout = legacy if len(legacy) != len(modern) and len(values) == len(legacy) else modern
+        # Old files keep a slot per forceInput widget (the front end migrates them by length), and
+        # some front ends an upload button's; the first layout of the values' length is theirs.
+        layouts = [widget_layout(cls, legacy, upload) for legacy in (False, True) for upload in (False, True)]
+        layout = next((slots for slots in layouts if len(slots) == len(values)), layouts[0])
         found = {name: value for name, value in zip(layout, values) if name is not None}
     for name, spec in widgets.items():  # values missing from older files: the widget's default
         if name not in found:
@@ -278,12 +282,10 @@ class _Converter:
             return False
         if node.get("type") in IGNORED_TYPES:
             return False
-        scope: _Dto | None = dto
-        while scope is not None:  # a muted or bypassed subgraph instance silences its insides
-            if scope.node.get("mode", 0) in (MODE_MUTED, MODE_BYPASS):
-                return False
-            scope = scope.instance
-        return True
+        # Only the node's own mode counts: the front end flattens a muted or bypassed subgraph
+        # instance's inner nodes like any other (SubgraphNode.getInnerNodes ignores the instance's
+        # mode), so they are emitted; the instance's mode only changes what its outputs resolve to.
+        return node.get("mode", 0) not in (MODE_MUTED, MODE_BYPASS)
 
     def _api_node(self, dto: _Dto, cls) -> dict:
         inputs = {k: _wrap(v) for k, v in map_widget_values(cls, dto.node.get("widgets_values")).items()}

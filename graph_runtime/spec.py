@@ -21,7 +21,7 @@ import inspect
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, Iterable
 
 from . import types as T
 from .errors import NodeDefinitionError
@@ -47,6 +47,15 @@ class Input:
     tooltip: str = ""
     force_input: bool = False
     control_after_generate: bool | None = None
+    #: a COMBO's further choices, listed when asked (a callable returning names, e.g. a model
+    #: kind or the input folder's files); the declared ``choices`` come first and are always there
+    listing: Callable[[], Iterable[str]] | None = None
+    #: a COMBO that also takes a value outside its choices (a path under a model root, a hub id):
+    #: headless validation leaves it to the node's ``check_inputs``, and inside ComfyUI the
+    #: bridge's VALIDATE_INPUTS does the same in place of ComfyUI's list check
+    open: bool = False
+    #: the front end shows an upload button and a preview (ComfyUI's LoadImage option)
+    image_upload: bool = False
 
     @property
     def is_widget(self) -> bool:
@@ -73,6 +82,14 @@ class Input:
         if self.type == T.INT and isinstance(value, float) and value.is_integer():
             return int(value)
         return value
+
+    def listed_choices(self) -> tuple[str, ...]:
+        """A COMBO's choices now: the declared ones, then what ``listing`` finds at this call (so a
+        model added to a folder shows at the next ComfyUI Refresh or ``imagetune nodes``)."""
+        declared = tuple(self.choices or ())
+        if self.listing is None:
+            return declared
+        return tuple(dict.fromkeys(declared + tuple(n for n in self.listing() if isinstance(n, str))))
 
     @property
     def has_control_widget(self) -> bool:
@@ -168,11 +185,23 @@ class Node:
         raise KeyError(f"{cls.node_id} has no input '{name}'")
 
 
+#: words with a capital inside, which no case rule can split right ('LiT' would read 'Li T')
+SPELLED_WORDS = ("LiT",)
+#: a spelled word; an acronym (capitals not followed by a lower-case letter: 'GAN' in 'GANLatent');
+#: a word; a number with its unit ("4x")
+_WORD = re.compile("|".join(f"{w}(?![a-z])" for w in SPELLED_WORDS) + r"|[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+[a-z]*")
+
+
+def id_words(name: str) -> list[str]:
+    """The words of a CamelCase id: 'GANLatent' -> ['GAN', 'Latent'], 'LiTBestOfN' -> ['LiT', 'Best', 'Of', 'N']."""
+    return _WORD.findall(name)
+
+
 def _title_from_id(node_id: str, comfy_core: bool = False) -> str:
     """'ImageTuneUnsharpMask' -> 'Unsharp Mask (ImageTune)'; a ComfyUI core name keeps its words alone."""
     if comfy_core or not node_id.startswith(NODE_ID_PREFIX):
-        return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", node_id)
-    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", node_id[len(NODE_ID_PREFIX):]).strip()
+        return " ".join(id_words(node_id)) or node_id
+    words = " ".join(id_words(node_id[len(NODE_ID_PREFIX):]))
     return f"{words} (ImageTune)" if words else node_id
 
 
@@ -208,7 +237,10 @@ def _check_input(c: _Checks, spec: Input) -> None:
     where = f"input '{spec.name}'"
     c.require(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", spec.name) is not None, f"{where}: bad name")
     if spec.type == T.COMBO:
-        c.require(bool(spec.choices), f"{where}: a COMBO needs choices")
+        c.require(bool(spec.choices) or spec.listing is not None, f"{where}: a COMBO needs choices or a listing")
+    else:
+        c.require(spec.listing is None and not spec.open and not spec.image_upload,
+                  f"{where}: listing, open and image_upload are for a COMBO")
     if spec.type in (T.INT, T.FLOAT):
         lo = -math.inf if spec.min is None else spec.min
         hi = math.inf if spec.max is None else spec.max

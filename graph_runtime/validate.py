@@ -48,8 +48,11 @@ def literal_problem(spec: Input, value: Any) -> tuple[str, str] | None:
         if not isinstance(value, bool):
             return "invalid_input_type", f"expected true or false (BOOLEAN), got {_show(value)}"
     elif kind == T.COMBO:
-        if not isinstance(value, str) or value not in spec.choices:
-            shown = list(spec.choices) if len(spec.choices) <= 20 else f"(list of length {len(spec.choices)})"
+        if spec.open:  # any name: the node's check_inputs judges one outside the list
+            return None if isinstance(value, str) else ("invalid_input_type", f"expected a name (text), got {_show(value)}")
+        choices = spec.listed_choices() if isinstance(value, str) else spec.choices or ()
+        if not isinstance(value, str) or value not in choices:
+            shown = list(choices) if len(choices) <= 20 else f"(list of length {len(choices)})"
             return "value_not_in_list", f"{spec.name}: {_show(value)} not in {shown}"
         return None
     else:

@@ -134,6 +134,7 @@ class SampleGANLatentNode(Node):
     """Seeded random GAN latents z ~ N(0, I), one per batch item."""
 
     node_id = "ImageTuneGANLatent"
+    display_name = "Random GAN Latent (ImageTune)"  # the id cannot say the latent is random
     category = "ImageTune/generate"
     inputs = (
         Input("gan", T.GAN),

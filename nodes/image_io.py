@@ -22,6 +22,7 @@ from ..graph_runtime import Input, Node, Output
 from ..graph_runtime.atomic import write_new_bytes
 from ..graph_runtime import types as T
 from ..graph_runtime.errors import NodeInputError
+from ..graph_runtime.listings import InputFiles
 from ..graph_runtime.paths import name_problem, resolve_inside
 from ..ops.image import check_image, pil_to_array, tensor_to_pil
 
@@ -268,8 +269,9 @@ class LoadImageNode(Node):
 
     node_id = "ImageTuneLoadImage"
     category = "ImageTune/image"
-    inputs = (Input("image", T.STRING, default="example.png",
-                    tooltip="File name inside the input folder (PNG, JPEG, WebP, ...); subfolders allowed."),)
+    inputs = (Input("image", T.COMBO, default="example.png", listing=InputFiles(), open=True, image_upload=True,
+                    tooltip="An image in the input folder (PNG, JPEG, WebP, ...; 'sub/name.png' in a subfolder, "
+                            "'name.png [output]' from the output folder); upload one with the button."),)
     outputs = (Output(T.IMAGE, "image", "RGB image [1,H,W,3] (frames of an animation form the batch)"),
                Output(T.MASK, "mask", "1 - alpha (1 where transparent); zeros without alpha"))
 

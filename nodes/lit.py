@@ -5,12 +5,12 @@ import json
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..graph_runtime import Input, Node, NodeInputError, Output
+from ..graph_runtime import Input, Node, NodeInputError, Output, combo
 from ..graph_runtime import types as T
-from ..graph_runtime.paths import name_problems, resolve_in_roots, resolve_inside
+from ..graph_runtime.paths import name_problems, resolve_inside
+from ..ops.model_files import DEFAULT_LIT_MODEL, LIT_MODELS
 
 CATEGORY = "ImageTune/lit"
-DEFAULT_MODEL = "shapes-lite0-minilm"
 
 
 def input_error(exc: Exception, default_field: str) -> NodeInputError:
@@ -43,8 +43,13 @@ def check_tower(ctx, name: str, field: str, aliases: tuple[str, ...]) -> None:
 
 
 def model_folder(ctx, name: str) -> Path:
-    """The folder of the LiT model ``name`` inside ``<models dir>/lit`` (first root that has it)."""
-    return resolve_in_roots([Path(root) / "lit" for root in ctx.models_dirs], name, "model")
+    """The folder of the LiT model ``name`` inside ``<models dir>/lit`` (first root that has it; inside
+    ComfyUI also its "lit" folders)."""
+    folder = LIT_MODELS.find(ctx.models_dirs, name, "model")
+    if folder is None:
+        roots = ", ".join(str(Path(root) / "lit") for root in ctx.models_dirs)
+        raise NodeInputError("model", f"{name!r} was not found in {roots}")
+    return folder
 
 
 @contextmanager
@@ -68,8 +73,9 @@ class LoadLiTModelNode(Node):
 
     node_id = "ImageTuneLoadLiTModel"
     category = CATEGORY
-    inputs = (Input("model", T.STRING, default=DEFAULT_MODEL,
-                    tooltip="Folder under <models>/lit with config.json and head.safetensors"),)
+    inputs = (combo("model", (DEFAULT_LIT_MODEL,), listing=LIT_MODELS, open=True,
+                    tooltip="A folder in models/lit with config.json and head.safetensors "
+                            "(ImageTuneLiTTune saves to output/lit/<name>: move it there to pick it)"),)
     outputs = (Output(T.LIT_MODEL, "lit_model"),)
 
     def run(self, ctx, model):
@@ -147,6 +153,7 @@ class ClassifyImageZeroShotNode(Node):
     """Zero-shot classify images among comma-separated labels, each put into a caption template."""
 
     node_id = "ImageTuneLiTClassify"
+    display_name = "LiT Zero-Shot Classify (ImageTune)"  # the id cannot say how it classifies
     category = CATEGORY
     inputs = (Input("lit_model", T.LIT_MODEL), Input("images", T.IMAGE),
               Input("labels", T.STRING, default="red, green, blue", multiline=True,

@@ -11,6 +11,7 @@ from ..graph_runtime import Input, Node, Output, combo
 from ..graph_runtime import types as T
 from ..graph_runtime.paths import name_problems
 from ..ops.model_cache import MODELS, files_signature
+from ..ops.model_files import DEFAULT_PIPELINE, MINILM, PIPELINES, TEXT_ENCODERS
 from ..ops.placement import DEVICES, DTYPES, resolve_device
 from ..ops.schedulers import SCHEDULERS
 
@@ -32,16 +33,17 @@ class LoadTextEncoderNode(Node):
     node_id = "ImageTuneLoadTextEncoder"
     category = "ImageTune/loaders"
     inputs = (
-        Input("text_encoder", T.STRING, default="minilm",
-              tooltip="'minilm' (shipped offline), a folder under models/text_encoders or models/clip, "
-                      "a diffusers pipeline folder with text_encoder/, or a hub id when online"),
+        combo("text_encoder", (MINILM,), listing=TEXT_ENCODERS, open=True,
+              tooltip="'minilm' (shipped offline) or a folder in models/text_encoders or models/clip; "
+                      "also takes a diffusers pipeline folder with text_encoder/, a path under a models "
+                      "folder, or a hub id when downloads are allowed"),
         combo("dtype", DTYPES, tooltip="auto: fp16 on CUDA, fp32 on the CPU"),
         combo("device", DEVICES, tooltip="auto: the run's device"),
     )
     outputs = (Output(T.TEXT_ENCODER, "text_encoder"),)
 
     @classmethod
-    def fingerprint(cls, ctx, text_encoder="minilm", **_):
+    def fingerprint(cls, ctx, text_encoder=MINILM, **_):
         from ..ops.text_encoders import locate_encoder
 
         return _signature(locate_encoder, ctx, text_encoder)
@@ -68,9 +70,10 @@ class LoadPipelineNode(Node):
     node_id = "ImageTuneLoadPipeline"
     category = "ImageTune/loaders"
     inputs = (
-        Input("model", T.STRING, default="imagetune-shapes",
-              tooltip="a diffusers folder or checkpoint file under models/ (also models/diffusers, "
-                      "models/checkpoints), or a hub id when online"),
+        combo("model", (DEFAULT_PIPELINE,), listing=PIPELINES, open=True,
+              tooltip="a diffusers folder (models/diffusers or models/) or a checkpoint file "
+                      "(models/checkpoints); also takes a path under a models folder, or a hub id when "
+                      "downloads are allowed"),
         combo("scheduler", tuple(SCHEDULERS), tooltip="default keeps the model's own sampler"),
         combo("dtype", DTYPES, tooltip="auto: fp16 on CUDA, fp32 on the CPU"),
         combo("device", DEVICES, tooltip="auto: the run's device"),
@@ -85,7 +88,7 @@ class LoadPipelineNode(Node):
     outputs = (Output(T.PIPELINE, "pipeline"),)
 
     @classmethod
-    def fingerprint(cls, ctx, model="imagetune-shapes", **_):
+    def fingerprint(cls, ctx, model=DEFAULT_PIPELINE, **_):
         from ..ops.pipelines import locate_pipeline
 
         return _signature(locate_pipeline, ctx, model)
@@ -95,13 +98,13 @@ class LoadPipelineNode(Node):
         return name_problems(literals, "model", "config")
 
     def run(self, ctx, model, scheduler, dtype, device, cpu_offload, attention_slicing, config=""):
-        from ..ops.model_files import downloads_allowed, find_local
-        from ..ops.pipelines import SUBFOLDERS, load_pipeline, locate_pipeline
+        from ..ops.model_files import downloads_allowed
+        from ..ops.pipelines import load_pipeline, locate_pipeline
 
         source = locate_pipeline(ctx.models_dirs, model, downloads=downloads_allowed())
         config_dir = None
         if config:
-            config_dir = find_local(ctx.models_dirs, config, SUBFOLDERS, "config")
+            config_dir = PIPELINES.find(ctx.models_dirs, config, "config")
             if config_dir is None:
                 from ..graph_runtime.errors import NodeInputError
 

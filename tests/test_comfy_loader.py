@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import os
 import json
 import logging
 import shutil
@@ -158,7 +159,8 @@ def _input_problems(entry) -> list[str]:
     if not isinstance(opts.get("tooltip", ""), str):
         problems.append("tooltip is not text")
     if isinstance(kind, list):
-        if not kind or not all(isinstance(c, str) for c in kind):
+        # empty is allowed where the list is of files found (ComfyUI's LoadImage on an empty input/)
+        if (not kind and not opts.get("image_upload")) or not all(isinstance(c, str) for c in kind):
             problems.append(f"combo choices {kind!r}")
         elif "default" in opts and opts["default"] not in kind:
             problems.append(f"combo default {opts['default']!r} not a choice")
@@ -362,7 +364,7 @@ class InterruptProcessingException(Exception):
 
 
 @pytest.fixture
-def comfy_modules(tmp_path, monkeypatch):
+def comfy_modules(tmp_path, monkeypatch, load_folder_paths):
     """Stand-ins for the ComfyUI modules the bridge talks to (ComfyUI itself is not importable here)."""
     calls: list[tuple] = []
     state = {"interrupted": False}
@@ -385,12 +387,9 @@ def comfy_modules(tmp_path, monkeypatch):
     mm.throw_exception_if_processing_interrupted = throw_exception_if_processing_interrupted
     mm.get_torch_device = lambda: torch.device("cpu")
     mm.free_memory = lambda memory_required, device, keep_loaded=(): calls.append(("free", memory_required, str(device)))
-    folder_paths = types.ModuleType("folder_paths")
     for name in ("output", "input", "models"):
         (tmp_path / name).mkdir()
-    folder_paths.get_output_directory = lambda: str(tmp_path / "output")
-    folder_paths.get_input_directory = lambda: str(tmp_path / "input")
-    folder_paths.models_dir = str(tmp_path / "models")
+    folder_paths = load_folder_paths(tmp_path)
     comfy = types.ModuleType("comfy")
     comfy.utils, comfy.model_management = utils, mm
     for name, module in {"comfy": comfy, "comfy.utils": utils, "comfy.model_management": mm,
@@ -498,3 +497,122 @@ def test_is_changed_hands_only_declared_inputs_to_the_fingerprint(comfy_modules)
     # ComfyUI calls IS_CHANGED with the declared inputs plus the hidden ones
     assert comfy_node.IS_CHANGED(name="b", imagetune_prompt={}, imagetune_unique_id="4",
                                  imagetune_extra_pnginfo=None) == repr("b@output")
+
+
+# -- dropdowns inside ComfyUI: its model folders, extra_model_paths.yaml, Refresh, image upload -----
+
+def _touch(path: Path, text: str = "{}") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def _refreshed(folder: Path) -> None:
+    """Move a folder's modification time on, as adding a file does (whatever the clock's resolution)."""
+    stamp = folder.stat().st_mtime + 5
+    os.utime(folder, (stamp, stamp))
+
+
+def _choices(cls, name: str) -> list[str]:
+    spec = cls.INPUT_TYPES()
+    return ({**spec["required"], **spec.get("optional", {})})[name][0]
+
+
+@pytest.fixture
+def comfy_install(comfy_modules, comfy_pack, tmp_path, monkeypatch):
+    """A ComfyUI base folder with models in models/ and in an extra_model_paths.yaml folder, the pack
+    loaded into it the way ComfyUI loads it (after reading the yaml, with folder_paths loaded)."""
+    monkeypatch.chdir(tmp_path)  # ComfyUI runs in its base folder
+    monkeypatch.delenv("IMAGETUNE_MODELS_DIR", raising=False)
+    models, extra = tmp_path / "models", tmp_path / "extra"
+    for path in ("text_encoders/t5-small/config.json", "clip/clip-l/config.json", "diffusers/sd-tiny/model_index.json",
+                 "lit/photos/head.safetensors", "upscale_models/4x-Test.safetensors", "upscale_models/photo/2x.pth"):
+        _touch(models / path)
+    for path in ("text_encoders/empty-folder/readme.txt", "upscale_models/notes.txt", "upscale_models/old.pkl"):
+        _touch(models / path)  # not models: no config.json; not a weight file; a pickle we never read
+    for path in ("te/my-bert/config.json", "pipes/my-pipe/model_index.json", "ckpts/sd15.safetensors",
+                 "lits/my-lit/head.safetensors", "upscalers/extra-x2.safetensors"):
+        _touch(extra / path)
+    _touch(tmp_path / "extra_model_paths.yaml",
+           "mine:\n  base_path: extra\n  text_encoders: te\n  diffusers: pipes\n  checkpoints: ckpts\n"
+           "  lit: lits\n  upscale_models: upscalers\n")
+    folder_paths = sys.modules["folder_paths"]
+    folder_paths.load_extra_path_config(str(tmp_path / "extra_model_paths.yaml"))
+    _, load, _ = comfy_pack
+    return load().NODE_CLASS_MAPPINGS, folder_paths, models, extra
+
+
+def test_inside_comfyui_model_dropdowns_list_its_model_folders_and_extra_paths(comfy_install):
+    mappings, folder_paths, models, extra = comfy_install
+    assert _choices(mappings["ImageTuneLoadTextEncoder"], "text_encoder") == ["minilm", "clip-l", "my-bert", "t5-small"]
+    assert _choices(mappings["ImageTuneLoadPipeline"], "model") == ["imagetune-shapes", "my-pipe", "sd-tiny", "sd15.safetensors"]
+    assert _choices(mappings["ImageTuneLoadLiTModel"], "model") == ["shapes-lite0-minilm", "my-lit", "photos"]
+    upscale = _choices(mappings["ImageTuneLoadUpscaleModel"], "model_name")
+    from imagetune.ops.upscale import BUILTIN_MODELS
+
+    assert upscale[:5] == list(BUILTIN_MODELS)  # the shipped ones, always
+    assert upscale[5:] == ["4x-Test.safetensors", "extra-x2.safetensors", "photo/2x.pth"]
+    # the LiT folder is ComfyUI's now: models/lit and the yaml's "lit" entry
+    assert folder_paths.get_folder_paths("lit") == [str(extra / "lits"), str(models / "lit")]
+
+
+def test_inside_comfyui_refresh_lists_a_model_added_since(comfy_install):
+    mappings, folder_paths, models, extra = comfy_install
+    upscaler, encoder, lit = (mappings[n] for n in ("ImageTuneLoadUpscaleModel", "ImageTuneLoadTextEncoder",
+                                                   "ImageTuneLoadLiTModel"))
+    before = _choices(upscaler, "model_name")
+    walks = len(folder_paths.walks)
+    assert _choices(upscaler, "model_name") == before and len(folder_paths.walks) == walks  # ComfyUI's cache
+    _touch(models / "upscale_models" / "new-x4.safetensors")
+    _refreshed(models / "upscale_models")
+    _touch(extra / "te" / "new-encoder" / "config.json")
+    _touch(extra / "lits" / "new-lit" / "head.safetensors")
+    # the front end's Refresh fetches /object_info again, which calls INPUT_TYPES again
+    with folder_paths.cache_helper:
+        assert "new-x4.safetensors" in _choices(upscaler, "model_name")
+        assert "new-encoder" in _choices(encoder, "text_encoder")
+        assert "new-lit" in _choices(lit, "model")
+    assert len(folder_paths.walks) > walks, "the file list was made again"
+
+
+def test_inside_comfyui_a_listed_model_resolves_and_any_name_passes_comfyuis_list_check(comfy_install):
+    mappings, _, _, extra = comfy_install
+    encoder, upscaler = mappings["ImageTuneLoadTextEncoder"], mappings["ImageTuneLoadUpscaleModel"]
+    # IS_CHANGED resolves the name as the run does: a listed one from the yaml's folder is found
+    assert "was not found" not in encoder.IS_CHANGED(text_encoder="my-bert", dtype="auto", device="auto")
+    assert "was not found" in encoder.IS_CHANGED(text_encoder="nowhere", dtype="auto", device="auto")
+    stat = (extra / "upscalers" / "extra-x2.safetensors").stat()
+    assert upscaler.IS_CHANGED(model_name="extra-x2.safetensors") == repr((stat.st_mtime_ns, stat.st_size))
+    # ComfyUI skips its list check for exactly the inputs VALIDATE_INPUTS names, and asks it instead
+    assert inspect.getfullargspec(encoder.VALIDATE_INPUTS).args == ["c", "text_encoder"]
+    assert inspect.getfullargspec(upscaler.VALIDATE_INPUTS).args == ["c", "model_name"]
+    assert encoder.VALIDATE_INPUTS(text_encoder="someone/hub-model") is True  # saved headless, runs here
+    assert encoder.VALIDATE_INPUTS(text_encoder="te/my-bert") is True
+    assert encoder.VALIDATE_INPUTS() is True  # linked: ComfyUI passes nothing
+    assert "absolute path" in encoder.VALIDATE_INPUTS(text_encoder="/etc/passwd")
+    assert "'..'" in upscaler.VALIDATE_INPUTS(model_name="../../x.safetensors")
+    assert "expected a name" in upscaler.VALIDATE_INPUTS(model_name=7)
+
+
+def test_inside_comfyui_the_image_loader_lists_uploads_and_loads_them(comfy_install, tmp_path):
+    mappings, folder_paths, _, _ = comfy_install
+    loader = mappings["ImageTuneLoadImage"]
+    spec = loader.INPUT_TYPES()["required"]["image"]
+    assert spec[0] == [] and spec[1]["image_upload"] is True and "default" not in spec[1]
+    inputs = Path(folder_paths.get_input_directory())
+    # what /upload/image writes: input/<name>, or input/<subfolder>/<name>
+    Image.new("RGB", (6, 4), (250, 0, 0)).save(inputs / "photo.png")
+    Image.new("RGBA", (3, 2), (0, 0, 250, 0)).save(_touch(inputs / "pasted" / "clip.png").with_suffix(".png"))
+    Image.new("RGB", (3, 2)).save(inputs / "example.png")
+    _touch(inputs / "notes.txt")
+    _touch(inputs / ".hidden.png")
+    spec = loader.INPUT_TYPES()["required"]["image"]
+    assert spec[0] == ["example.png", "pasted/clip.png", "photo.png"] and spec[1]["default"] == "example.png"
+    image, mask = getattr(loader(), loader.FUNCTION)(image="pasted/clip.png", imagetune_unique_id="1")
+    assert image.shape == (1, 2, 3, 3) and float(mask.min()) == 1.0  # fully transparent
+    assert loader.VALIDATE_INPUTS(image="photo.png") is True
+    assert "'..'" in loader.VALIDATE_INPUTS(image="../models/x.png")
+    before = loader.IS_CHANGED(image="photo.png")
+    Image.new("RGB", (8, 8), (0, 250, 0)).save(inputs / "photo.png")
+    os.utime(inputs / "photo.png", ns=(1, 1))
+    assert loader.IS_CHANGED(image="photo.png") != before  # an edited file runs again

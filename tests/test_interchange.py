@@ -205,6 +205,26 @@ def test_widget_layout_follows_the_front_end():
     assert widget_layout(ShiftImageNode) == []
 
 
+class PickFileNode(Node):
+    """Test: an upload dropdown followed by another widget."""
+
+    node_id = "ImageTuneTestPickFile"
+    category = "ImageTune/test"
+    inputs = (Input("image", T.COMBO, default="a.png", listing=lambda: ["a.png", "b.png"], open=True,
+                    image_upload=True), Input("frames", T.INT, default=1, min=1, max=9))
+    outputs = (Output(T.STRING, "name"),)
+
+    def run(self, ctx, image, frames):
+        return (image,)
+
+
+@pytest.mark.parametrize("values", [["b.png", 3], ["b.png", "image", 3]])
+def test_an_upload_buttons_saved_slot_is_skipped(values):
+    # LoadImage saves ["example.png", "image"] on front ends that serialise the upload button
+    assert widget_layout(PickFileNode, upload=True) == ["image", None, "frames"]
+    assert map_widget_values(PickFileNode, values) == {"image": "b.png", "frames": 3}
+
+
 def test_old_files_with_a_boolean_control_slot_and_missing_optionals():
     values = map_widget_values(MakeSolidNode, [5, 6, 7, True, "blue"])
     assert values == {"width": 5, "height": 6, "seed": 7, "color": "blue", "noise": 0.0}
@@ -443,7 +463,8 @@ def _link(link_id, origin, oslot, target, tslot, kind):
             "type": kind}
 
 
-def test_nested_subgraphs_flatten_to_paths_and_resolve_promoted_widgets(registry, tmp_path):
+def _nested_subgraph_workflow() -> dict:
+    """Solid -> outer instance 2 (holding inner instance 5, holding Scale node 7) -> Save 3."""
     inner_id, outer_id = "11111111-2222-4333-8444-555555555555", "66666666-7777-4888-9999-aaaaaaaaaaaa"
     inner = _definition(
         inner_id, "scale", [{"id": "a", "name": "image", "type": "IMAGE", "linkIds": [20]},
@@ -475,6 +496,11 @@ def test_nested_subgraphs_flatten_to_paths_and_resolve_promoted_widgets(registry
         "links": [_link(1, 1, 0, 2, 0, "IMAGE"), _link(2, 2, 0, 3, 0, "IMAGE")],
         "definitions": {"subgraphs": [outer]},
     }
+    return workflow
+
+
+def test_nested_subgraphs_flatten_to_paths_and_resolve_promoted_widgets(registry, tmp_path):
+    workflow = _nested_subgraph_workflow()
     api = ui_to_api(workflow, registry)
     assert api["2:5:7"] == {"inputs": {"factor": 4.0, "image": ["1", 0]}, "class_type": "ImageTuneTestScale",
                             "_meta": {"title": "Scale"}}
@@ -483,8 +509,30 @@ def test_nested_subgraphs_flatten_to_paths_and_resolve_promoted_widgets(registry
     ctx = ExecutionContext(device="cpu", output_dir=tmp_path, input_dir=tmp_path, models_dirs=[tmp_path])
     result = Runtime(registry).run(api, ctx=ctx)
     torch.testing.assert_close(result.outputs["3"][0], solid(4, 4, 3, "blue", 0.5) * 4.0)
-    workflow["nodes"][1]["mode"] = 4  # bypassing the outer instance passes the image straight through
-    assert ui_to_api(workflow, registry)["3"]["inputs"]["images"] == ["1", 0]
+
+
+@pytest.mark.parametrize("level", ["outer", "inner"])
+@pytest.mark.parametrize("mode, images", [(4, ["1", 0]), (2, ["2:5:7", 0])])
+def test_a_muted_or_bypassed_subgraph_instance_keeps_its_inner_nodes(registry, level, mode, images):
+    # as the front end: getInnerNodes flattens an instance whatever its mode; only what the
+    # instance's output resolves to changes (ExecutableNodeDTO.resolveOutput passes a bypassed one's
+    # matching input on, and follows a muted one into the subgraph as if it ran)
+    workflow = _nested_subgraph_workflow()
+    instance = workflow["nodes"][1] if level == "outer" else workflow["definitions"]["subgraphs"][0]["nodes"][0]
+    instance["mode"] = mode
+    api = ui_to_api(workflow, registry)
+    assert set(api) == {"1", "2:5:7", "3"}
+    assert api["2:5:7"]["inputs"] == {"factor": 4.0, "image": ["1", 0]}
+    assert api["3"]["inputs"]["images"] == images
+
+
+@pytest.mark.parametrize("mode, images", [(2, None), (4, ["1", 0])])
+def test_a_muted_or_bypassed_node_inside_a_subgraph_is_left_out(registry, mode, images):
+    workflow = _nested_subgraph_workflow()
+    workflow["definitions"]["subgraphs"][0]["definitions"]["subgraphs"][0]["nodes"][0]["mode"] = mode
+    api = ui_to_api(workflow, registry)
+    assert set(api) == {"1", "3"}
+    assert api["3"]["inputs"].get("images") == images  # a link into a muted node is dropped
 
 
 def test_the_stylize_example_runs_headless(tmp_path):

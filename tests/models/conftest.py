@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from imagetune.graph_runtime import ExecutionContext, Input, Node, NodeRegistry, Runtime
+from imagetune.graph_runtime import ExecutionContext, NodeRegistry, Runtime
 
 WORDS = ("a red green blue circle square triangle on background small large cat dog the of and with "
          "painting style oil bright dark").split()
@@ -236,24 +236,12 @@ def models_root(tmp_path_factory) -> Path:
     return root
 
 
-class KeepNode(Node):
-    """Test sink: an output node that keeps whatever it is given."""
-
-    node_id = "ImageTuneTestKeep"
-    category = "ImageTune/test"
-    inputs = (Input("value", "*"),)
-    output_node = True
-
-    def run(self, ctx, value):
-        return {"ui": {}, "result": ()}
-
-
 @pytest.fixture
-def runtime():
+def runtime(keep_node):
     """A Runtime with the pack's nodes and a test sink node."""
     from imagetune.nodes import ALL_NODES
 
-    return Runtime(NodeRegistry(list(ALL_NODES) + [KeepNode]))
+    return Runtime(NodeRegistry(list(ALL_NODES) + [keep_node]))
 
 
 @pytest.fixture
