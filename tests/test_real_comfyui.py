@@ -252,35 +252,62 @@ def test_our_saved_files_have_the_mode_comfyuis_own_have(comfy):
     assert not [p.name for p in ours.parent.iterdir() if p.name.startswith(".")], "a temp file was left"
 
 
-# Run with ComfyUI's Python where it has Playwright: open the real front end in headless Chromium,
-# load each UI workflow given and print what the front end's own graphToPrompt makes of it
-# ({"workflow": what it saves, "output": the API prompt it queues}).
+# Run with ComfyUI's Python where it has Playwright: open the real front end in headless Chromium
+# and do one job given on stdin, printing its result as JSON:
+#   build:   load each UI workflow and keep what the front end's own graphToPrompt makes of it
+#            ({"workflow": what it saves, "output": the API prompt it queues});
+#   refresh: load a workflow, read a dropdown, let a model file appear, press Refresh (the front
+#            end's command), read it again; then upload a picture through the image loader's
+#            upload button and keep what the front end would queue.
 FRONT_END_SCRIPT = r"""
-import json, sys
+import json, pathlib, sys
 from playwright.sync_api import sync_playwright
 
-url, chromium, workflows = sys.argv[1], sys.argv[2], json.loads(sys.stdin.read())
+def build(page, job):
+    return page.evaluate("async (all) => { const out = {}; for (const [name, ui] of Object.entries(all)) {"
+                         " await app.loadGraphData(ui, true, true, name); out[name] = await app.graphToPrompt() }"
+                         " return out }", job["workflows"])
+
+def refresh(page, job):
+    page.evaluate("async (ui) => { await app.loadGraphData(ui, true, true, 'refresh') }", job["workflow"])
+    values = "([node, name]) => app.graph.getNodeById(node).widgets.find(w => w.name === name).options.values"
+    before = page.evaluate(values, job["dropdown"])
+    pathlib.Path(job["place"]).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(job["place"]).write_bytes(b"not read")
+    page.evaluate("() => app.extensionManager.command.execute('Comfy.RefreshNodeDefinitions')")
+    page.wait_for_function("([node, name, want]) => app.graph.getNodeById(node).widgets"
+                           ".find(w => w.name === name).options.values.includes(want)",
+                           arg=job["dropdown"] + [pathlib.Path(job["place"]).name], timeout=60_000)
+    after = page.evaluate(values, job["dropdown"])
+    with page.expect_file_chooser() as chooser:  # the upload button's click opens the file dialog
+        page.evaluate("(node) => app.graph.getNodeById(node).widgets.find(w => w.name === 'upload').callback()",
+                      job["loader"])
+    chooser.value.set_files(job["picture"])
+    name = pathlib.Path(job["picture"]).name
+    page.wait_for_function("([node, want]) => app.graph.getNodeById(node).widgets[0].value === want",
+                           arg=[job["loader"], name], timeout=60_000)
+    return {"before": before, "after": after, "queued": (page.evaluate("() => app.graphToPrompt()"))["output"]}
+
+url, chromium, job = sys.argv[1], sys.argv[2], json.loads(sys.stdin.read())
 with sync_playwright() as playwright:
     browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
     page = browser.new_page()
     page.goto(url)
     page.wait_for_function("() => window.app && window.app.graph && Object.keys(LiteGraph.registered_node_types)"
                            ".some(t => t.startsWith('ImageTune'))", timeout=180_000)
-    built = page.evaluate("async (all) => { const out = {}; for (const [name, ui] of Object.entries(all)) {"
-                          " await app.loadGraphData(ui, true, true, name); out[name] = await app.graphToPrompt() }"
-                          " return out }", workflows)
+    result = {"build": build, "refresh": refresh}[job["task"]](page, job)
     browser.close()
-print(json.dumps(built))
+print(json.dumps(result))
 """
 CHROMIUM = os.environ.get("IMAGETUNE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def front_end_prompts(comfy: ComfyServer, workflows: dict) -> dict:
-    """What ComfyUI's real front end saves and queues for each UI workflow (skip without a browser)."""
+def in_front_end(comfy: ComfyServer, job: dict):
+    """Do ``job`` (see FRONT_END_SCRIPT) in ComfyUI's real front end; skip without a browser."""
     has_playwright = subprocess.run([COMFY_PYTHON, "-c", "import playwright.sync_api"], capture_output=True)
     if not CHROMIUM or has_playwright.returncode != 0:
         pytest.skip("needs Chromium (IMAGETUNE_CHROMIUM) and Playwright in ComfyUI's Python")
-    done = subprocess.run([COMFY_PYTHON, "-c", FRONT_END_SCRIPT, comfy.url, CHROMIUM], input=json.dumps(workflows),
+    done = subprocess.run([COMFY_PYTHON, "-c", FRONT_END_SCRIPT, comfy.url, CHROMIUM], input=json.dumps(job),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -292,7 +319,7 @@ def test_the_front_end_queues_our_templates_as_we_convert_them_and_they_run_alik
     from imagetune.nodes import default_registry
 
     templates = {p.stem: json.loads(p.read_text()) for p in sorted((ROOT / "workflows").glob("*.json"))}
-    built = front_end_prompts(comfy, templates)
+    built = in_front_end(comfy, {"task": "build", "workflows": templates})
     info = comfy.get("/object_info")
     whole = []
     for name, made in built.items():
@@ -614,3 +641,24 @@ def test_an_uploaded_image_is_in_our_loaders_list_and_loads(comfy, subfolder):
     (saved,) = comfy.image_files(comfy.run(prompt))
     with Image.open(saved) as image:
         assert np.array_equal(np.asarray(image.convert("RGB")), np.asarray(picture))
+
+
+def test_in_the_front_end_refresh_lists_a_new_model_and_the_upload_button_loads_a_picture(comfy, tmp_path):
+    picture = Image.fromarray(np.random.default_rng(11).integers(0, 256, (30, 44, 3), dtype=np.uint8))
+    picture.save(tmp_path / "from-the-button.png")
+    late = comfy.base / "models" / "upscale_models" / "added-while-open.safetensors"
+    seen = in_front_end(comfy, {"task": "refresh", "workflow": json.loads((ROOT / "workflows" / "imagetune-upscale-2x.json")
+                                                                        .read_text()),
+                                "dropdown": [2, "model_name"], "place": str(late), "loader": 1,
+                                "picture": str(tmp_path / "from-the-button.png")})
+    assert late.name not in seen["before"] and late.name in seen["after"]
+    assert (comfy.base / "input" / "from-the-button.png").is_file(), "the upload button did not upload"
+    queued = seen["queued"]
+    assert queued["1"]["inputs"]["image"] == "from-the-button.png"
+    assert queued["2"]["inputs"]["model_name"] == "RealESRGAN_animevideov3_x2 (compact)"
+    (saved,) = comfy.image_files(comfy.run(queued))
+    with Image.open(saved) as image:  # the uploaded picture, upscaled 2x
+        assert image.size == (88, 60)
+        small = np.asarray(image.convert("RGB").resize((44, 30), Image.BOX), dtype=np.float32)
+    assert np.abs(small - np.asarray(picture, dtype=np.float32)).mean() < 40
+    print(f"\nfront end: Refresh added {late.name} to {seen['after']}; the upload button's picture ran")
