@@ -30,7 +30,7 @@ PACK_FOLDER = "ImageTune"
 TEMPLATE = "imagetune-text-to-image"
 VIEWPORT = {"width": 1440, "height": 960}
 #: wide enough that the whole graph, fitted to the view, stays readable
-CANVAS_VIEWPORT = {"width": 2400, "height": 1000}
+CANVAS_VIEWPORT = {"width": 2400, "height": 760}
 #: a fresh ComfyUI's user settings, less the first-run tour and the minimap over the canvas
 SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Locale": "en", "Comfy.Minimap.Visible": False,
             "LiteGraph.Canvas.LowQualityRenderingZoomThreshold": 0.3}  # text stays drawn in the fitted view
