@@ -167,7 +167,8 @@ def start(comfy_dir: str | Path, python: str, base: Path, pack_folder: str = PAC
     port = free_port()
     log = base / "comfyui.log"
     command = [python, str(Path(comfy_dir) / "main.py"), "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-               "--base-directory", str(base), "--disable-auto-launch", "--database-url", "sqlite:///:memory:", *extra_args]
+               "--base-directory", str(base), "--disable-auto-launch", "--database-url", "sqlite:///:memory:",
+               *extra_args]
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
     for name in ("IMAGETUNE_OUTPUT_DIR", "IMAGETUNE_INPUT_DIR"):
         env.pop(name, None)

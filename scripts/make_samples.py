@@ -43,7 +43,8 @@ def default_picture(out: Path) -> None:
     from imagetune.nodes import default_registry
     work = ROOT / "output" / "samples"
     ctx = ExecutionContext(device="cpu", output_dir=work, input_dir=ROOT / "input", models_dirs=[ROOT / "models"])
-    result = Runtime(default_registry()).run(load_workflow(ROOT / "workflows" / "imagetune-text-to-image.json"), ctx=ctx)
+    workflow = load_workflow(ROOT / "workflows" / "imagetune-text-to-image.json")
+    result = Runtime(default_registry()).run(workflow, ctx=ctx)
     (entry,) = result.ui["11"]["images"]
     shutil.copyfile(work / entry["subfolder"] / entry["filename"], out)
 

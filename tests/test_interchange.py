@@ -416,9 +416,11 @@ def test_example_ui_workflows_convert_to_their_api_form(path):
 
 def test_the_upscale_example_runs_headless(tmp_path):
     (tmp_path / "input").mkdir()
-    Image.new("RGB", (40, 24), (30, 160, 220)).save(tmp_path / "input" / "imagetune-example.png")  # wins over the shipped one
+    # a picture of the shipped one's name in the input folder wins over it
+    Image.new("RGB", (40, 24), (30, 160, 220)).save(tmp_path / "input" / "imagetune-example.png")
     ctx = ExecutionContext(device="cpu", output_dir=tmp_path / "output", input_dir=tmp_path / "input")
-    result = Runtime().run(WORKFLOWS / "imagetune-upscale-2x.json", ctx=ctx, ui_workflow=_load_json(WORKFLOWS / "imagetune-upscale-2x.json"))
+    path = WORKFLOWS / "imagetune-upscale-2x.json"
+    result = Runtime().run(path, ctx=ctx, ui_workflow=_load_json(path))
     (saved,) = result.ui["4"]["images"]
     with Image.open(tmp_path / "output" / saved["subfolder"] / saved["filename"]) as image:
         assert image.size == (80, 48)
@@ -436,7 +438,8 @@ def test_a_saved_png_runs_again_and_keeps_its_workflow(tmp_path, capsys):
     Image.new("RGB", (20, 12), (200, 40, 90)).save(tmp_path / "input" / "imagetune-example.png")
     ui = _load_json(WORKFLOWS / "imagetune-upscale-2x.json")
     common = ["--input-dir", str(tmp_path / "input"), "--device", "cpu", "--no-progress"]
-    assert cli_main(["run", str(WORKFLOWS / "imagetune-upscale-2x.json"), "--out", str(tmp_path / "first"), *common]) == 0
+    assert cli_main(["run", str(WORKFLOWS / "imagetune-upscale-2x.json"), "--out", str(tmp_path / "first"),
+                     *common]) == 0
     first = Path(capsys.readouterr().out.strip().splitlines()[-1])
     assert cli_main(["run", str(first), "--out", str(tmp_path / "second"), *common]) == 0
     second = Path(capsys.readouterr().out.strip().splitlines()[-1])

@@ -647,8 +647,8 @@ def test_in_the_front_end_refresh_lists_a_new_model_and_the_upload_button_loads_
     picture = Image.fromarray(np.random.default_rng(11).integers(0, 256, (30, 44, 3), dtype=np.uint8))
     picture.save(tmp_path / "from-the-button.png")
     late = comfy.base / "models" / "upscale_models" / "added-while-open.safetensors"
-    seen = in_front_end(comfy, {"task": "refresh", "workflow": json.loads((ROOT / "workflows" / "imagetune-upscale-2x.json")
-                                                                        .read_text()),
+    workflow = json.loads((ROOT / "workflows" / "imagetune-upscale-2x.json").read_text())
+    seen = in_front_end(comfy, {"task": "refresh", "workflow": workflow,
                                 "dropdown": [2, "model_name"], "place": str(late), "loader": 1,
                                 "picture": str(tmp_path / "from-the-button.png")})
     assert late.name not in seen["before"] and late.name in seen["after"]
