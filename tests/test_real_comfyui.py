@@ -3,7 +3,9 @@
 Runs only when IMAGETUNE_COMFYUI_DIR points at a ComfyUI checkout (0.3.64 or newer) and
 IMAGETUNE_COMFYUI_PYTHON at a Python that can run it (default: this one). ComfyUI gets a temporary
 base directory whose custom_nodes/ links to this repository, an in-memory database and no
-bytecode writes, so nothing is left in the checkout or the repository.
+bytecode writes, so nothing is left in the checkout or the repository (scripts/comfyui_server.py).
+The checks in the real front end also need Playwright in that Python and a Chromium
+(IMAGETUNE_CHROMIUM, else ``chromium`` on the PATH); without them those two tests skip.
 """
 from __future__ import annotations
 
@@ -20,7 +22,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
