@@ -29,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 STARTUP_SECONDS = 600
 RUN_SECONDS = 600
+#: one HTTP request: /object_info of 500+ nodes takes seconds on a loaded 2-core machine
+REQUEST_SECONDS = 120
 #: the folder name the pack gets in custom_nodes (dashes and a dot: ComfyUI must cope with both)
 PACK_FOLDER = "Image-Tune.pack"
 
@@ -50,7 +52,7 @@ class ComfyServer:
     def fetch(self, path: str) -> tuple[int, str, bytes]:
         """GET ``path``: (status, content type, body), also for an error status."""
         try:
-            with urllib.request.urlopen(self.url + path, timeout=30) as response:
+            with urllib.request.urlopen(self.url + path, timeout=REQUEST_SECONDS) as response:
                 return response.status, response.headers.get("Content-Type", ""), response.read()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.headers.get("Content-Type", ""), exc.read()
@@ -82,7 +84,7 @@ class ComfyServer:
     @staticmethod
     def _send(request):
         try:
-            with urllib.request.urlopen(request, timeout=60) as response:
+            with urllib.request.urlopen(request, timeout=REQUEST_SECONDS) as response:
                 return response.status, json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as exc:
             body = exc.read() or b"{}"
