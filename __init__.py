@@ -27,7 +27,8 @@ if __name__ != "imagetune":
 def __getattr__(name: str):
     """Imported as the ``imagetune`` package (the CLI, Python users): build the mappings on first use.
 
-    The command line then starts, and answers Ctrl-C, before torch and the nodes are imported.
+    The command line then starts, and answers Ctrl-C, before the nodes are imported (and
+    declaring them imports no torch: node modules import it inside ``run``).
     """
     if name in ("NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"):
         _build_mappings()

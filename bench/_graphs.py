@@ -54,3 +54,12 @@ def chain(n: int, b: int = 1) -> dict:
         wf[str(i)] = {"class_type": Inc.node_id, "inputs": {"a": [str(i - 1), 0], "b": b}}
     wf[str(n)] = {"class_type": Sink.node_id, "inputs": {"value": [str(n - 1), 0]}}
     return wf
+
+
+def wide(n: int) -> dict:
+    """n independent Const -> Sink pairs (n nodes in all)."""
+    wf = {}
+    for i in range(0, n, 2):
+        wf[str(i + 1)] = {"class_type": Const.node_id, "inputs": {"value": i}}
+        wf[str(i + 2)] = {"class_type": Sink.node_id, "inputs": {"value": [str(i + 1), 0]}}
+    return wf

@@ -1,7 +1,6 @@
 """Running a validated workflow: topological order, output cache, timing, progress, interrupt."""
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import time
@@ -11,9 +10,11 @@ from typing import Any, Callable
 from .context import ExecutionContext
 from .errors import (ExecutionInterrupted, NodeExecutionError, NodeInputError,
                      ValidationError)
+from .plan_cache import PlanCache
 from .spec import Node
-from .validate import Plan, validate
-from .workflow import apply_overrides, is_link, load_workflow, unwrap_literal
+from .validate import Plan, recheck_nodes, validate
+from .limits import checked_copy
+from .workflow import apply_overrides, as_api_format, is_link, read_source, unwrap_literal
 
 
 @dataclass
@@ -69,21 +70,16 @@ def node_key(plan: Plan, node_id: str, keys: dict[str, str], ctx: ExecutionConte
     """
     cls = plan.classes[node_id]
     inputs = plan.workflow[node_id].get("inputs", {})
-    parts = [plan.static_keys[node_id]]
+    static = plan.static_keys.get(node_id)
+    if static is None:
+        static = plan.static_keys[node_id] = static_key(plan, node_id)
+    parts = [static]
     parts += [f"{name}={keys[value[0]]}" for name, value in sorted(inputs.items()) if is_link(value)]
     if cls.fingerprint.__func__ is not Node.fingerprint.__func__:
         parts.append(repr(cls.fingerprint(ctx, **_gather_inputs(plan, node_id, outputs))))
     if cls.output_node:
         parts.append(str(ctx.output_dir))
     return hashlib.blake2b("|".join(parts).encode(), digest_size=16).hexdigest()
-
-
-_MAX_PLANS = 32
-
-
-def _content_digest(api: dict) -> str:
-    text = json.dumps(api, sort_keys=True, default=repr)
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 class Runtime:
@@ -96,30 +92,54 @@ class Runtime:
             registry = default_registry()
         self.registry = registry
         self.cache = OutputCache()
-        self._plans: dict[str, Plan] = {}
+        self.plans = PlanCache()
 
     def prepare(self, workflow: Any, overrides: dict | None = None) -> Plan:
         """Load, override and validate; raise ValidationError listing every problem.
 
-        Validated plans are remembered by the workflow's content, so re-running the same
-        workflow skips validation.
+        Validated plans are remembered by the workflow's content: re-running the same workflow
+        validates nothing, and a workflow that differs from a remembered one in literal inputs
+        (``overrides``, or a dict edited between runs) re-checks only the nodes that changed
+        (``validate.recheck_nodes``).
         """
-        api = load_workflow(workflow, self.registry)
-        if overrides:
-            api = apply_overrides(api, overrides, self.registry)
-        digest = _content_digest(api)
-        plan = self._plans.get(digest)
-        if plan is not None:
-            return plan
-        plan, report = validate(api, self.registry)
-        if report is not None:
-            raise ValidationError(report)
-        plan.workflow = copy.deepcopy(api)  # later edits of the caller's dict must not leak in
-        plan.static_keys = {n: static_key(plan, n) for n in plan.order}
-        if len(self._plans) >= _MAX_PLANS:
-            self._plans.pop(next(iter(self._plans)))
-        self._plans[digest] = plan
+        api, base, report = self._load_and_validate(workflow)
+        if not overrides:
+            if report is not None:
+                raise ValidationError(report)
+            return base
+        changed = {str(key).partition(".")[0] for key in overrides}
+        api = apply_overrides(api, overrides, self.registry)  # checks each value's type and limits
+        api = {n: checked_copy(node) if n in changed else node for n, node in api.items()}  # the caller's values
+        plan = recheck_nodes(base, api, changed) if base is not None else None
+        if plan is None:  # a link, a class or an error changed: the whole workflow, for the full report
+            plan, report = validate(api, self.registry, bounded=True)
+            if report is not None:
+                raise ValidationError(report)
         return plan
+
+    def _load_and_validate(self, workflow: Any) -> tuple[dict, Plan | None, dict | None]:
+        """The workflow in API form (this runtime's own copy), its plan and its error report (one is None)."""
+        if isinstance(workflow, dict):
+            plan, changed = self.plans.lookup(workflow)
+            if plan is not None and not changed:  # validated before: no need to walk it again
+                return plan.workflow, plan, None
+        data = read_source(workflow)  # a copy within the limits of untrusted workflows
+        api = as_api_format(data, self.registry)
+        # a UI file's conversion is new data: validate() checks its limits, reporting per node
+        bounded = api is data or (isinstance(data, dict) and api is data.get("prompt"))
+        if not (bounded and isinstance(workflow, dict)):  # else the lookup above saw this content
+            plan, changed = self.plans.lookup(api)
+            if plan is not None and not changed:
+                return plan.workflow, plan, None
+        if plan is not None and bounded:
+            quick = recheck_nodes(plan, api, changed)
+            if quick is not None:  # the unchanged nodes keep the remembered plan's copies
+                quick.workflow = {n: node if n in changed else plan.workflow[n] for n, node in api.items()}
+                return quick.workflow, self.plans.remember(quick), None
+        plan, report = validate(api, self.registry, bounded=bounded)
+        if report is not None:
+            return api, None, report
+        return api, self.plans.remember(plan), None
 
     def run(self, workflow: Any, overrides: dict | None = None, *, ctx: ExecutionContext | None = None,
             progress: bool | Callable = False, ui_workflow: dict | None = None) -> RunResult:

@@ -7,6 +7,7 @@ far above what a real ComfyUI workflow uses, and each refusal names the node and
 """
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from .errors import WorkflowFormatError
@@ -38,6 +39,17 @@ class OversizedNumber:
 def parse_json_int(text: str) -> Any:
     """``json``'s ``parse_int`` hook: converting thousands of digits is slow, and above 4,300 an error."""
     return int(text) if len(text) <= MAX_INT_DIGITS + 1 else OversizedNumber(len(text.lstrip("-")))
+
+
+def checked_copy(data: Any, source: str = "workflow") -> Any:
+    """A copy of ``data`` (no one else can change it) once it is checked to be within every limit;
+    raises WorkflowFormatError as ``check_bounds`` does when it is not."""
+    if not _count_problems(data):
+        copied = plain_copy(data)
+        if copied is not NOT_PLAIN:
+            return copied
+    check_bounds(data, source)
+    return copy.deepcopy(data)  # within the limits (its depth too), but not plain JSON: a tuple, an object
 
 
 def check_bounds(data: Any, source: str = "workflow") -> None:
@@ -90,6 +102,8 @@ def bound_problems(data: Any) -> list[tuple[Where, str]]:
     problems = _count_problems(data)
     if problems:
         return problems  # refuse at once instead of walking a huge graph
+    if plain_copy(data) is not NOT_PLAIN:
+        return problems
     places = _Places(data)
     stack = [(data, 0, Where(None, None, None, ()))]
     while stack:
@@ -114,6 +128,73 @@ def bound_problems(data: Any) -> list[tuple[Where, str]]:
         elif isinstance(value, int) and not isinstance(value, bool) and not -_INT_BOUND < value < _INT_BOUND:
             problems.append((where, f"an integer of more than {MAX_INT_DIGITS} digits"))
     return problems
+
+
+def plain_copy(data: Any) -> Any:
+    """A copy of ``data`` when it is plain JSON (dict, list, str, int, float, bool, None) within every
+    limit but the counts of ``_count_problems``; else ``NOT_PLAIN``.
+
+    The fast path of the checks: it names no places, so it keeps no paths; anything unusual (a
+    limit broken, a tuple, a str subclass, an OversizedNumber) answers NOT_PLAIN and the full walk
+    of ``bound_problems`` then finds and names the problems, if any. Copying while checking costs
+    little more than checking, and gives the caller data no one else can change.
+    """
+    try:
+        return _copy_plain(data, 0)
+    except _NotPlain:
+        return NOT_PLAIN
+
+
+NOT_PLAIN = object()
+
+
+class _NotPlain(Exception):
+    pass
+
+
+def _copy_plain(value: Any, depth: int) -> Any:
+    """``plain_copy``'s walk; its recursion ends at MAX_DEPTH. (Scalars are checked inline, in one
+    loop for objects and lists: a call per value would double the time.)"""
+    kind = type(value)
+    if kind is dict:
+        out, items = {}, value.items()
+    elif kind is list:
+        out, items = [None] * len(value), enumerate(value)
+    elif kind is str and len(value) <= MAX_STRING_CHARS and (value.isascii() or _is_unicode(value)):
+        return value
+    elif (kind is int and -_INT_BOUND < value < _INT_BOUND) or kind in _OTHER_SCALARS:
+        return value
+    else:
+        raise _NotPlain
+    if depth >= MAX_DEPTH:
+        raise _NotPlain
+    for key, item in items:
+        if kind is dict and (type(key) is not str or len(key) > MAX_NAME_CHARS
+                             or not (key.isascii() or _is_unicode(key))):
+            raise _NotPlain
+        inner = type(item)
+        if inner is str:
+            if len(item) > MAX_STRING_CHARS or not (item.isascii() or _is_unicode(item)):
+                raise _NotPlain
+        elif inner is int:
+            if not -_INT_BOUND < item < _INT_BOUND:
+                raise _NotPlain
+        elif inner is list and len(item) == 2 and _is_plain_link(item) and depth + 1 < MAX_DEPTH:
+            item = [item[0], item[1]]  # a link, the commonest list: copied without the recursion
+        elif inner not in _OTHER_SCALARS:
+            item = _copy_plain(item, depth + 1)
+        out[key] = item
+    return out
+
+
+def _is_plain_link(pair: list) -> bool:
+    """True for ``[id: str, slot: int]`` within the limits."""
+    node_id, slot = pair
+    return (type(node_id) is str and type(slot) is int and len(node_id) <= MAX_STRING_CHARS
+            and (node_id.isascii() or _is_unicode(node_id)) and -_INT_BOUND < slot < _INT_BOUND)
+
+
+_OTHER_SCALARS = frozenset({float, bool, type(None)})
 
 
 def _is_unicode(text: str) -> bool:
@@ -192,7 +273,7 @@ def _count_problems(data: Any) -> list[tuple[Where, str]]:
         return []
     if len(nodes) > MAX_NODES:
         return [(top, f"too many nodes: {len(nodes):,}, more than {MAX_NODES:,}")]
-    problems, links = [], 0
+    problems, all_inputs = [], []
     for node_id, node in nodes.items():
         inputs = node.get("inputs") if isinstance(node, dict) else None
         if not isinstance(inputs, dict):
@@ -200,7 +281,11 @@ def _count_problems(data: Any) -> list[tuple[Where, str]]:
         if len(inputs) > MAX_INPUTS_PER_NODE:
             problems.append((Where(_name(node_id), None, None, (node_id,)),
                              f"too many inputs: {len(inputs):,}, more than {MAX_INPUTS_PER_NODE:,}"))
-        links += sum(1 for v in inputs.values() if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str))
+        all_inputs.append(inputs)
+    if sum(map(len, all_inputs)) <= MAX_LINKS:
+        return problems  # links are inputs: there cannot be too many
+    links = sum(1 for inputs in all_inputs for v in inputs.values()
+                if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str))
     if links > MAX_LINKS:
         problems.insert(0, (top, f"too many links: {links:,}, more than {MAX_LINKS:,}"))
     return problems

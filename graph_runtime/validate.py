@@ -6,8 +6,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import networkx as nx
-
 from . import types as T
 from .limits import MAX_LISTED, MAX_NAME_CHARS, bound_problems
 from .spec import Input, Node
@@ -16,19 +14,30 @@ from .workflow import is_link, unwrap_literal
 
 @dataclass
 class Plan:
-    """A validated workflow: the nodes to run, in order, with their classes and literal inputs."""
+    """A validated workflow: the nodes to run, with their classes and literal inputs, and their order."""
 
     workflow: dict
-    order: list[str]
     classes: dict[str, type[Node]]
     outputs: list[str]
-    graph: nx.DiGraph = field(repr=False)
+    #: node -> the nodes it links from (the nodes to run, and the links between them)
+    parents: dict[str, list[str]] = field(repr=False)
+    #: each node's cache-key part that depends on the workflow alone, filled as the executor needs it
     static_keys: dict[str, str] = field(default_factory=dict, repr=False)
+    _order: list[str] | None = field(default=None, repr=False)
+
+    @property
+    def order(self) -> list[str]:
+        """The nodes to run, each after those it links from, the smallest id first among the ready ones
+        (computed when first needed: validation itself only needs to know there is no cycle)."""
+        if self._order is None:
+            self._order = _kahn(self.parents, lexicographic=True)
+        return self._order
 
 
 def literal_problem(spec: Input, value: Any) -> tuple[str, str] | None:
     """Check one literal against its declared input; return (error type, message) or None."""
-    value = unwrap_literal(value)
+    if isinstance(value, dict):
+        value = unwrap_literal(value)
     kind = spec.type
     if kind == T.INT:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -110,13 +119,17 @@ class _Report:
         return {"error": top, "node_errors": self.node_errors}
 
 
-def validate(workflow: Any, registry) -> tuple[Plan | None, dict | None]:
-    """Check a whole API-format workflow; return (plan, None) or (None, error report)."""
+def validate(workflow: Any, registry, *, bounded: bool = False) -> tuple[Plan | None, dict | None]:
+    """Check a whole API-format workflow; return (plan, None) or (None, error report).
+
+    ``bounded``: the caller has checked the limits of untrusted workflows already (as
+    ``load_workflow`` does), so the walk over every value is not repeated.
+    """
     report = _Report(workflow if isinstance(workflow, dict) else {})
     if not isinstance(workflow, dict):
         report.fail("invalid_prompt", "Workflow must be an object of nodes keyed by id")
         return None, report.as_dict()
-    if _report_bounds(workflow, report):
+    if not bounded and _report_bounds(workflow, report):
         return None, report.as_dict()
     classes = _check_nodes(workflow, registry, report)
     outputs = sorted((nid for nid, cls in classes.items() if cls.output_node), key=_id_order)
@@ -124,16 +137,52 @@ def validate(workflow: Any, registry) -> tuple[Plan | None, dict | None]:
         report.fail("prompt_no_outputs", "Prompt has no outputs",
                     "the workflow needs at least one output node (for example a save node)")
         return None, report.as_dict()
-    graph = _reachable_graph(workflow, classes, outputs, report)
-    for node_id in graph.nodes:
+    parents = _reachable_parents(workflow, classes, outputs)
+    for node_id in parents:
         _check_inputs(node_id, workflow[node_id], classes[node_id], workflow, classes, report)
-    _check_cycles(graph, report)
-    _fill_dependent_outputs(graph, outputs, report)
+    acyclic = _kahn(parents, lexicographic=False) is not None
+    if not acyclic or report.node_errors:
+        # the error path: networkx names the cycles and finds each failing node's outputs
+        graph = _as_digraph(parents)
+        _check_cycles(graph, report)
+        _fill_dependent_outputs(graph, outputs, report)
     result = report.as_dict()
     if result is not None:
         return None, result
-    order = list(nx.lexicographical_topological_sort(graph, key=_id_order))
-    return Plan(workflow, order, {n: classes[n] for n in order}, outputs, graph), None
+    return Plan(workflow, {n: classes[n] for n in parents}, outputs, parents), None
+
+
+def recheck_nodes(plan: Plan, workflow: dict, changed) -> Plan | None:
+    """The plan of ``workflow`` when it differs from ``plan.workflow`` only in literal inputs of the
+    nodes ``changed``, re-checking just those nodes; None when anything else may have changed or a
+    re-checked node has a problem (then ``validate`` the whole workflow for the full report).
+
+    The graph is then the same (same nodes, classes and links), so its order, outputs, link
+    types and cycles hold; only the changed nodes' own inputs need checking again. ``workflow``
+    must be within the limits of untrusted workflows (``load_workflow`` and ``apply_overrides``
+    check them).
+    """
+    if workflow.keys() != plan.workflow.keys():
+        return None
+    report = _Report(workflow)
+    for node_id in changed:
+        old, new = plan.workflow.get(node_id), workflow.get(node_id)
+        if not (isinstance(new, dict) and isinstance(new.get("inputs", {}), dict)
+                and new.get("class_type") == old.get("class_type") and _links(new) == _links(old)):
+            return None
+        cls = plan.classes.get(node_id)
+        if cls is None:
+            continue  # not run (no output needs it): validation does not check its inputs either
+        _check_inputs(node_id, new, cls, workflow, plan.classes, report)
+        if report.node_errors:
+            return None
+    return Plan(workflow, plan.classes, plan.outputs, plan.parents,
+                {n: k for n, k in plan.static_keys.items() if n not in changed}, plan._order)
+
+
+def _links(node: dict) -> dict:
+    """A node's linked inputs: name -> [source id, slot]."""
+    return {k: v for k, v in node.get("inputs", {}).items() if is_link(v)}
 
 
 def _id_order(node_id: str):
@@ -191,51 +240,103 @@ def _check_nodes(workflow: dict, registry, report: _Report) -> dict[str, type[No
     return classes
 
 
-def _reachable_graph(workflow, classes, outputs, report) -> nx.DiGraph:
-    """The DAG of the output nodes and their ancestors, over valid links."""
-    graph = nx.DiGraph()
+def _reachable_parents(workflow, classes, outputs) -> dict[str, list[str]]:
+    """The output nodes and their ancestors over valid links, in the order found: id -> the ids it links from."""
+    parents: dict[str, list[str]] = {node_id: [] for node_id in outputs}
     stack = list(outputs)
-    graph.add_nodes_from(outputs)
     while stack:
         node_id = stack.pop()
-        for name, value in workflow[node_id].get("inputs", {}).items():
-            if not is_link(value):
+        own = parents[node_id]
+        for value in workflow[node_id].get("inputs", {}).values():
+            if not isinstance(value, list) or not is_link(value):  # most are literals: no call for them
                 continue
             src = value[0]
             if src in classes:
-                if src not in graph:
-                    graph.add_node(src)
+                if src not in parents:
+                    parents[src] = []
                     stack.append(src)
-                graph.add_edge(src, node_id)
+                if src not in own:
+                    own.append(src)
+    return parents
+
+
+def _kahn(parents: dict[str, list[str]], lexicographic: bool) -> list[str] | None:
+    """Every node after the nodes it links from (Kahn's algorithm), or None when there is a cycle.
+
+    ``lexicographic``: the smallest id (``_id_order``) first among the ready ones, as networkx's
+    lexicographical_topological_sort; else in any order, without the heap (enough to find cycles).
+    """
+    waiting, children, ready = {}, {}, []
+    for node_id, srcs in parents.items():
+        waiting[node_id] = len(srcs)
+        if not srcs:
+            ready.append(node_id)
+        for src in srcs:
+            children.setdefault(src, []).append(node_id)
+    if lexicographic:
+        ready = [(_id_order(n), n) for n in ready]
+        heapq.heapify(ready)
+    order = []
+    while ready:
+        node_id = heapq.heappop(ready)[1] if lexicographic else ready.pop()
+        order.append(node_id)
+        for child in children.get(node_id, ()):
+            waiting[child] -= 1
+            if not waiting[child]:
+                if lexicographic:
+                    heapq.heappush(ready, (_id_order(child), child))
+                else:
+                    ready.append(child)
+    return order if len(order) == len(parents) else None
+
+
+def _as_digraph(parents: dict[str, list[str]]):
+    """The reachable graph as a networkx DiGraph (only on the error path: networkx takes a while to import)."""
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    graph.add_nodes_from(parents)
+    graph.add_edges_from((src, node_id) for node_id, srcs in parents.items() for src in srcs)
     return graph
+
+
+_DECLARED: dict[type, tuple] = {}
+
+
+def _declared(cls: type[Node]) -> tuple[dict[str, Input], bool]:
+    """A node class's inputs by name, and whether it has checks of its own (computed once per class)."""
+    entry = _DECLARED.get(cls)
+    if entry is None or entry[0] is not cls.inputs:  # a class may be re-declared (tests do)
+        own_check = getattr(cls.check_inputs, "__func__", None) is not Node.check_inputs.__func__
+        entry = _DECLARED[cls] = (cls.inputs, {spec.name: spec for spec in cls.inputs}, own_check)
+    return entry[1], entry[2]
 
 
 def _check_inputs(node_id, node, cls, workflow, classes, report) -> None:
     inputs = node.get("inputs", {})
-    declared = {spec.name for spec in cls.inputs}
+    specs, own_check = _declared(cls)
     for name in inputs:
-        if name not in declared:
+        if name not in specs:
             report.add(node_id, "unknown_input", f"{cls.node_id} has no input named {name!r}",
-                       f"{name}: declared inputs are {sorted(declared)}", input_name=name)
-    for spec in cls.inputs:
+                       f"{name}: declared inputs are {sorted(specs)}", input_name=name)
+    for spec in specs.values():
         if spec.name not in inputs:
             if not spec.optional:
                 report.add(node_id, "required_input_missing", "Required input is missing",
                            f"{spec.name} ({spec.type})", input_name=spec.name)
             continue
         value = inputs[spec.name]
-        if isinstance(value, list) and not isinstance(unwrap_literal(value), dict) and not is_link(value):
+        if is_link(value):
+            _check_link(node_id, spec, value, workflow, classes, report)
+        elif isinstance(value, list):
             report.add(node_id, "bad_linked_input", "Bad linked input, must be a [node_id, slot] pair",
                        f"{spec.name}: {value!r}"[:200], input_name=spec.name, received_value=repr(value)[:200])
-        elif is_link(value):
-            _check_link(node_id, spec, value, workflow, classes, report)
         else:
             problem = literal_problem(spec, value)
             if problem:
                 report.add(node_id, problem[0], _TITLES.get(problem[0], problem[0]), problem[1],
                            input_name=spec.name, received_value=_jsonable(value))
-    if not any(e for e in report.node_errors.get(node_id, {}).get("errors", ())):
-        specs = {spec.name: spec for spec in cls.inputs}
+    if own_check and node_id not in report.node_errors:
         literals = {k: specs[k].as_declared(unwrap_literal(v)) for k, v in inputs.items() if not is_link(v)}
         try:
             found = cls.check_inputs(**literals)
@@ -279,12 +380,14 @@ def _check_link(node_id, spec, link, workflow, classes, report) -> None:
                    input_name=spec.name, received_type=out_type, linked_node=link)
 
 
-def _check_cycles(graph: nx.DiGraph, report: _Report) -> None:
+def _check_cycles(graph, report: _Report) -> None:
     """Name every cycle once: each strongly connected component of several nodes, or a self loop.
 
     Every member gets the same error (one shared message), which lists at most MAX_LISTED
     members, so reports stay linear in the graph's size however long the cycle is.
     """
+    import networkx as nx
+
     for component in nx.strongly_connected_components(graph):
         if len(component) == 1:
             (only,) = component
@@ -302,7 +405,7 @@ def _check_cycles(graph: nx.DiGraph, report: _Report) -> None:
                        cycle=listed, cycle_size=len(members))
 
 
-def _fill_dependent_outputs(graph: nx.DiGraph, outputs: list[str], report: _Report) -> None:
+def _fill_dependent_outputs(graph, outputs: list[str], report: _Report) -> None:
     """Each failing node's ``dependent_outputs``: the output nodes that need it (the first MAX_LISTED)."""
     if not report.node_errors:
         return
@@ -312,12 +415,14 @@ def _fill_dependent_outputs(graph: nx.DiGraph, outputs: list[str], report: _Repo
             entry["dependent_outputs"] = reach[node_id]
 
 
-def _outputs_reached(graph: nx.DiGraph, outputs: set[str]) -> dict[str, list[str]]:
+def _outputs_reached(graph, outputs: set[str]) -> dict[str, list[str]]:
     """For every node, the first MAX_LISTED output nodes reachable from it, in id order.
 
     One pass over the condensation from the sinks up, merging capped lists: linear in the
     graph's size (a search from every failing node would be quadratic).
     """
+    import networkx as nx
+
     dag = nx.condensation(graph)
     found: dict[int, list[str]] = {}
     for component in reversed(list(nx.topological_sort(dag))):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import WorkflowFormatError
-from .limits import check_bounds, parse_json_int
+from .limits import check_bounds, checked_copy, parse_json_int
 
 MAX_WORKFLOW_BYTES = 64 * 1024 * 1024
 
@@ -57,10 +57,12 @@ def _reject_constant(name: str):
 
 
 def read_source(source: Any) -> Any:
-    """The parsed JSON of a workflow source: a dict as it is, JSON text, or a JSON/PNG file's content."""
+    """The parsed JSON of a workflow source: a copy of a dict, JSON text, or a JSON/PNG file's content.
+
+    Always within the limits of ``limits.py``, and the caller's own: a dict is copied as it is checked.
+    """
     if isinstance(source, dict):
-        check_bounds(source)
-        return source
+        return checked_copy(source)
     if isinstance(source, (str, os.PathLike)) and looks_like_path(source):
         return _read_file(Path(source))
     if isinstance(source, (str, bytes)):
@@ -134,10 +136,11 @@ _EXPECTED = {"INT": "a whole number (INT)", "FLOAT": "a number (FLOAT)", "BOOLEA
 def apply_overrides(workflow: dict, overrides: dict[str, Any], registry=None) -> dict:
     """Return a copy of ``workflow`` with ``{"ID.INPUT": value}`` overrides applied.
 
-    String values are coerced to the declared widget type when a registry is given.
+    String values are coerced to the declared widget type when a registry is given. Only the
+    overridden nodes (and their inputs) are new objects; the others are ``workflow``'s own.
     """
-    result = {nid: dict(node, inputs=dict(node.get("inputs", {}))) if isinstance(node, dict) else node
-              for nid, node in workflow.items()}
+    result = dict(workflow)
+    copied = set()
     for key, value in overrides.items():
         node_id, sep, name = str(key).partition(".")
         if not sep or not name:
@@ -145,6 +148,11 @@ def apply_overrides(workflow: dict, overrides: dict[str, Any], registry=None) ->
         node = result.get(node_id)
         if not isinstance(node, dict):
             raise WorkflowFormatError(f"override {key!r}: the workflow has no node {node_id!r}")
+        if node_id not in copied:
+            if not isinstance(node.get("inputs", {}), dict):
+                raise WorkflowFormatError(f"override {key!r}: node {node_id}'s inputs are not an object")
+            node = result[node_id] = dict(node, inputs=dict(node.get("inputs", {})))
+            copied.add(node_id)
         if isinstance(value, str) and registry is not None:
             cls = registry.get(node.get("class_type"))
             spec = next((i for i in cls.inputs if i.name == name), None) if cls else None

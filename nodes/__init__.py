@@ -4,6 +4,10 @@ Modules are found by listing this package, so adding a node module needs no edit
 whose optional dependency is missing is skipped with a logged reason (recorded in
 ``LOAD_ERRORS``) instead of failing the whole pack: either its import fails, or it lists the
 libraries it imports lazily in ``REQUIRES`` (checked with ``find_spec``, which imports nothing).
+
+A node module keeps its declarations at module level and imports torch, and the ops modules that
+use it, inside ``run()`` and its helpers: listing, validating and converting workflows then import
+no tensor library (``tests/runtime/test_startup.py`` checks every module's top-level imports).
 """
 from __future__ import annotations
 

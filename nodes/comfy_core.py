@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from ..graph_runtime import Input, Node, Output, combo
 from ..graph_runtime import types as T
-from ..ops.image import check_image, to_bchw, to_bhwc
 from ..ops.limits import MAX_IMAGE_PIXELS, check_pixels, pixels_problem
-from ..ops.resample import comfy_scale, keep_aspect
 from .image_io import LoadImageNode, SaveImageNode, save_preview
 
 UPSCALE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "lanczos")
@@ -78,6 +76,9 @@ class ComfyImageScaleNode(Node):
         return []
 
     def run(self, ctx, image, upscale_method, width, height, crop):
+        from ..ops.image import check_image, to_bchw, to_bhwc
+        from ..ops.resample import comfy_scale, keep_aspect
+
         check_image(image)
         h, w = image.shape[1:3]
         height, width = keep_aspect(h, w, height, width)
@@ -101,6 +102,8 @@ class ComfyImageInvertNode(Node):
     outputs = (Output(T.IMAGE, "IMAGE"),)
 
     def run(self, ctx, image):
+        from ..ops.image import check_image
+
         return (1.0 - check_image(image),)
 
 

@@ -5,22 +5,24 @@ when the size changes) and grey (C = 1) images stay grey.
 """
 from __future__ import annotations
 
-from typing import Callable
-
-import torch
+from typing import TYPE_CHECKING, Callable
 
 from ..graph_runtime import Input, Node, Output, combo
 from ..graph_runtime import types as T
-from ..ops.enhance import adjust, auto_contrast, clahe, denoise, unsharp_mask
-from ..ops.image import check_image, join_alpha, split_alpha, to_bchw, to_bhwc
 from ..ops.limits import MAX_IMAGE_PIXELS, check_pixels
-from ..ops.resample import resize, scaled_size
+
+if TYPE_CHECKING:
+    import torch
+
+# The ops (torch) are imported in run(): declaring and validating these nodes needs no torch.
 
 RESIZE_METHODS = ("lanczos", "bicubic", "bilinear", "area", "nearest-exact")
 
 
 def on_colour(image: torch.Tensor, op: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """Apply ``op`` to the colour channels ([B,C,H,W], C = 1 or 3) of an IMAGE, keeping alpha."""
+    from ..ops.image import check_image, join_alpha, split_alpha, to_bchw, to_bhwc
+
     colour, alpha = split_alpha(to_bchw(check_image(image)))
     return to_bhwc(join_alpha(op(colour), alpha))
 
@@ -37,6 +39,8 @@ class UnsharpMaskNode(Node):
     outputs = (Output(T.IMAGE, "image"),)
 
     def run(self, ctx, image, radius, amount, threshold):
+        from ..ops.enhance import unsharp_mask
+
         return (on_colour(image, lambda x: unsharp_mask(x, radius, amount, threshold)),)
 
 
@@ -56,6 +60,8 @@ class AdjustColourNode(Node):
     outputs = (Output(T.IMAGE, "image"),)
 
     def run(self, ctx, image, brightness, contrast, saturation, gamma):
+        from ..ops.enhance import adjust
+
         return (on_colour(image, lambda x: adjust(x, brightness, contrast, saturation, gamma)),)
 
 
@@ -69,6 +75,8 @@ class AutoContrastNode(Node):
     outputs = (Output(T.IMAGE, "image"),)
 
     def run(self, ctx, image, cutoff):
+        from ..ops.enhance import auto_contrast
+
         return (on_colour(image, lambda x: auto_contrast(x, cutoff)),)
 
 
@@ -83,6 +91,8 @@ class EqualizeClaheNode(Node):
     outputs = (Output(T.IMAGE, "image"),)
 
     def run(self, ctx, image, clip_limit, grid):
+        from ..ops.enhance import clahe
+
         return (on_colour(image, lambda x: clahe(x, clip_limit, grid)),)
 
 
@@ -99,6 +109,8 @@ class DenoiseNode(Node):
     outputs = (Output(T.IMAGE, "image"),)
 
     def run(self, ctx, image, method, strength, radius):
+        from ..ops.enhance import denoise
+
         return (on_colour(image, lambda x: denoise(x, method, strength, radius)),)
 
 
@@ -113,6 +125,9 @@ class ResizeImageNode(Node):
     outputs = (Output(T.IMAGE, "image"),)
 
     def run(self, ctx, image, method, scale_by):
+        from ..ops.image import check_image, to_bchw, to_bhwc
+        from ..ops.resample import resize, scaled_size
+
         x = to_bchw(check_image(image))
         height, width = scaled_size(x.shape[2], x.shape[3], scale_by)
         check_pixels("scale_by", x.shape[0], height, width, MAX_IMAGE_PIXELS, "the resized images")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from ..graph_runtime import Input, Node, Output
 from ..graph_runtime import types as T
-from ..ops.diffusion import Sampling
 from ..ops.limits import MAX_GENERATED_PIXELS, pixels_problem
 
 
@@ -57,7 +56,7 @@ class GenerateImageNode(Node):
 
     def run(self, ctx, pipeline, positive, negative, width, height, steps, guidance, seed,
             batch_size, guidance_rescale=0.0):
-        from ..ops.diffusion import text_to_image
+        from ..ops.diffusion import Sampling, text_to_image
 
         sampling = Sampling(steps, guidance, seed, guidance_rescale or 0.0)
         return text_to_image(pipeline, positive, negative, width, height, batch_size, sampling, ctx)
@@ -81,7 +80,7 @@ class GenerateFromImageNode(Node):
 
     def run(self, ctx, pipeline, positive, negative, image, denoise, steps, guidance, seed,
             guidance_rescale=0.0):
-        from ..ops.diffusion import image_to_image
+        from ..ops.diffusion import Sampling, image_to_image
 
         sampling = Sampling(steps, guidance, seed, guidance_rescale or 0.0)
         return image_to_image(pipeline, positive, negative, image, denoise, sampling, ctx)
@@ -108,7 +107,7 @@ class RestyleWithDiffusionNode(Node):
 
     def run(self, ctx, pipeline, text_encoder, image, style_prompt, strength, steps, guidance, seed,
             negative_prompt="", guidance_rescale=0.0):
-        from ..ops.diffusion import restyle
+        from ..ops.diffusion import Sampling, restyle
 
         return (restyle(ctx, pipeline, text_encoder, image, style_prompt, strength,
                         Sampling(steps, guidance, seed, guidance_rescale or 0.0), negative_prompt or ""),)

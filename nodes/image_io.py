@@ -14,9 +14,7 @@ import string
 import struct
 import zlib
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from ..graph_runtime import Input, Node, Output
 from ..graph_runtime.atomic import write_new_bytes
@@ -24,8 +22,12 @@ from ..graph_runtime import types as T
 from ..graph_runtime.errors import NodeInputError
 from ..graph_runtime.listings import InputFiles
 from ..graph_runtime.paths import name_problem, resolve_inside
-from ..ops.image import check_image, pil_to_array, tensor_to_pil
 
+if TYPE_CHECKING:
+    import torch
+
+# numpy, torch and PIL are imported where the pixels are handled: declaring and validating these
+# nodes needs none of them.
 _ANNOTATIONS = {" [input]": "input", " [output]": "output", " [temp]": "temp"}
 
 
@@ -149,7 +151,11 @@ def load_image_file(path: Path, field: str = "image") -> tuple[torch.Tensor, tor
     as ComfyUI does). Sizes past MAX_LOAD_PIXELS / MAX_LOAD_BATCH_PIXELS / MAX_LOAD_FRAMES are
     refused from the header, before any pixel is decoded.
     """
+    import numpy as np
+    import torch
     from PIL import ImageOps, ImageSequence
+
+    from ..ops.image import pil_to_array
 
     picture = open_checked(path, field)
     images, masks = [], []
@@ -221,6 +227,8 @@ def save_images(images: torch.Tensor, root: Path, prefix: str, *, kind: str, pro
     Each file is claimed under a name no file has yet (another run saving the same prefix at the
     same time takes the next number instead of overwriting), and has a normal file's mode.
     """
+    from ..ops.image import check_image, tensor_to_pil
+
     check_image(images, "images")
     folder, stem, subfolder = output_folder(Path(root), prefix)
     folder.mkdir(parents=True, exist_ok=True)

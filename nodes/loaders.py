@@ -10,9 +10,9 @@ from __future__ import annotations
 from ..graph_runtime import Input, Node, Output, combo
 from ..graph_runtime import types as T
 from ..graph_runtime.paths import name_problems
+from ..ops.choices import DEVICES, DTYPES
 from ..ops.model_cache import MODELS, files_signature
 from ..ops.model_files import DEFAULT_PIPELINE, MINILM, PIPELINES, TEXT_ENCODERS
-from ..ops.placement import DEVICES, DTYPES, resolve_device
 from ..ops.schedulers import SCHEDULERS
 
 
@@ -54,6 +54,7 @@ class LoadTextEncoderNode(Node):
 
     def run(self, ctx, text_encoder, dtype, device):
         from ..ops.model_files import downloads_allowed
+        from ..ops.placement import resolve_device
         from ..ops.text_encoders import load_text_encoder, locate_encoder
 
         source = locate_encoder(ctx.models_dirs, text_encoder, downloads=downloads_allowed())
@@ -100,6 +101,7 @@ class LoadPipelineNode(Node):
     def run(self, ctx, model, scheduler, dtype, device, cpu_offload, attention_slicing, config=""):
         from ..ops.model_files import downloads_allowed
         from ..ops.pipelines import load_pipeline, locate_pipeline
+        from ..ops.placement import resolve_device
 
         source = locate_pipeline(ctx.models_dirs, model, downloads=downloads_allowed())
         config_dir = None
@@ -149,6 +151,7 @@ class LoadGANNode(Node):
         from ..graph_runtime.errors import NodeInputError
         from ..ops.gan import load_gan
         from ..ops.model_files import find_local
+        from ..ops.placement import resolve_device
 
         path = find_local(ctx.models_dirs, gan_name, ("gan",), "gan_name")
         if path is None or not path.is_file():

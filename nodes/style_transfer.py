@@ -5,9 +5,9 @@ from ..graph_runtime import Input, Node, Output, combo
 from ..graph_runtime import types as T
 from ..graph_runtime.errors import NodeInputError
 from ..graph_runtime.paths import name_problems, resolve_in_roots
-from ..ops.image import as_rgb, check_image, join_alpha, luminance, split_alpha, to_bchw, to_bhwc
-from ..ops.neural_style import STYLE_NAMES, style_vector, style_weights, stylize_arbitrary, stylize_builtin
-from ..ops.style import blend, histogram_match, keep_from_content, per_image_style, reinhard_transfer
+from ..ops.choices import STYLE_NAMES
+
+# The ops (torch) are imported where they run: declaring and validating the node needs no torch.
 
 NEURAL = "fast neural (built-in style)"
 NEURAL_IMAGE = "fast neural (style image)"
@@ -38,6 +38,9 @@ def find_vgg(ctx, name: str):
 
 def stylize(ctx, method, content, style, style_name, colour_space, vgg_file, steps, style_weight):
     """Run one method on content [B,3,H,W] (style [1 or B,3,h,w] or None) -> [B,3,H,W], not clamped."""
+    from ..ops.neural_style import style_vector, style_weights, stylize_arbitrary, stylize_builtin
+    from ..ops.style import histogram_match, per_image_style, reinhard_transfer
+
     if method == NEURAL:
         # the network runs on the run's device (a GPU when there is one), like the upscaler
         return stylize_builtin(content.to(ctx.torch_device), style_weights(style_name)).to(content.device)
@@ -97,6 +100,9 @@ class StyleTransferNode(Node):
 
     def run(self, ctx, image, method, style, strength, preserve, colour_space, style_image=None,
             vgg_file="vgg19.safetensors", steps=100, style_weight=1.0):
+        from ..ops.image import as_rgb, check_image, join_alpha, luminance, split_alpha, to_bchw, to_bhwc
+        from ..ops.style import blend, keep_from_content
+
         check_image(image)
         colour, alpha = split_alpha(to_bchw(image))
         grey = colour.shape[1] == 1

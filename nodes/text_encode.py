@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from ..graph_runtime import Input, Node, Output
 from ..graph_runtime import types as T
-from ..ops import conditioning as C
 
 
 def split_prompts(text: str, one_per_line: bool) -> list[str]:
@@ -34,6 +33,7 @@ class EncodeTextNode(Node):
     outputs = (Output(T.CONDITIONING, "conditioning", "token states [B,T,D] and pooled_output [B,D']"),)
 
     def run(self, ctx, text_encoder, text, one_prompt_per_line):
+        from ..ops import conditioning as C
         from ..ops.text_encoders import encode
 
         tokens, pooled = encode(text_encoder, split_prompts(text, one_prompt_per_line), ctx)

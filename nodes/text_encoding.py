@@ -9,10 +9,13 @@ has one (CLIP with projection), else the attention-masked mean of the first chun
 """
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from ..graph_runtime.errors import NodeInputError
 from ..ops.limits import MAX_PROMPT_CHUNKS
+
+if TYPE_CHECKING:
+    import torch
 
 WINDOW = 77
 
@@ -40,7 +43,6 @@ def _special_ids(tokenizer) -> tuple[int | None, int | None]:
     return start, end
 
 
-@torch.no_grad()
 def encode_prompts(model, tokenizer, prompts: list[str], window: int = WINDOW,
                    device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Encode a batch of prompts into ([B, T, D] token states, [B, D'] pooled vectors).
@@ -48,6 +50,16 @@ def encode_prompts(model, tokenizer, prompts: list[str], window: int = WINDOW,
     Prompts with fewer chunks than the longest one are padded with chunks of the empty
     prompt, so the batch shares one token length.
     """
+    import torch  # here, not at the top: everything in nodes/ imports without torch
+
+    with torch.no_grad():
+        return _encode_batch(model, tokenizer, prompts, window, device)
+
+
+def _encode_batch(model, tokenizer, prompts: list[str], window: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """encode_prompts' work, under no_grad."""
+    import torch
+
     device = device or next(model.parameters()).device
     tokenized = [tokenize_chunks(tokenizer, p, window) for p in prompts]
     most = max(len(ids) for ids, _ in tokenized)

@@ -5,10 +5,9 @@ from ..graph_runtime import Input, Node, Output, combo
 from ..graph_runtime import types as T
 from ..graph_runtime.errors import NodeInputError
 from ..graph_runtime.paths import name_problems
-from ..ops.image import check_image, to_bchw, to_bhwc
+from ..ops.choices import BUILTIN_MODELS
 from ..ops.limits import MAX_IMAGE_PIXELS, check_pixels
 from ..ops.model_files import UPSCALE_MODELS, UPSCALE_SUFFIXES
-from ..ops.upscale import BUILTIN_MODELS, load_builtin, load_file, upscale_batch
 
 DEFAULT_MODEL = "RealESRGAN_animevideov3_x4 (compact)"
 
@@ -48,6 +47,8 @@ class LoadUpscaleModelNode(Node):
     outputs = (Output(T.UPSCALE_MODEL, "upscale_model", "A spandrel ImageModelDescriptor (ComfyUI's UPSCALE_MODEL)"),)
 
     def run(self, ctx, model_name, model_file=""):
+        from ..ops.upscale import load_builtin, load_file
+
         chosen = chosen_file(model_name, model_file)
         if chosen is None:
             return (load_builtin(model_name),)
@@ -90,6 +91,9 @@ class UpscaleWithModelNode(Node):
     outputs = (Output(T.IMAGE, "image"),)
 
     def run(self, ctx, upscale_model, image, tile, overlap):
+        from ..ops.image import check_image, to_bchw, to_bhwc
+        from ..ops.upscale import upscale_batch
+
         check_image(image)
         if not hasattr(upscale_model, "scale") or not callable(upscale_model):
             raise NodeInputError("upscale_model", f"expected a spandrel ImageModelDescriptor, got {type(upscale_model).__name__}")

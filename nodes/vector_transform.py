@@ -9,7 +9,8 @@ from ..graph_runtime import Input, Node, Output, combo
 from ..graph_runtime import types as T
 from ..graph_runtime.errors import NodeInputError
 from ..graph_runtime.paths import name_problems
-from ..ops import conditioning as C
+
+# ops.conditioning (torch) is imported in run(): declaring and validating these nodes needs no torch.
 
 _COND = Output(T.CONDITIONING, "conditioning")
 
@@ -28,6 +29,8 @@ class BlendConditioningNode(Node):
     outputs = (_COND,)
 
     def run(self, ctx, conditioning_a, conditioning_b, weight, method):
+        from ..ops import conditioning as C
+
         return (C.blend(conditioning_a, conditioning_b, weight, method),)
 
 
@@ -40,6 +43,8 @@ class ConcatConditioningNode(Node):
     outputs = (_COND,)
 
     def run(self, ctx, conditioning_a, conditioning_b):
+        from ..ops import conditioning as C
+
         return (C.concat(conditioning_a, conditioning_b),)
 
 
@@ -60,6 +65,8 @@ class ScaleConditioningNode(Node):
     outputs = (_COND,)
 
     def run(self, ctx, conditioning, scale, normalize, target):
+        from ..ops import conditioning as C
+
         return (C.scale(conditioning, scale, normalize, target),)
 
 
@@ -77,6 +84,8 @@ class AddConditioningNoiseNode(Node):
     outputs = (_COND,)
 
     def run(self, ctx, conditioning, strength, seed):
+        from ..ops import conditioning as C
+
         return (C.add_noise(conditioning, strength, seed),)
 
 
@@ -109,6 +118,8 @@ class ProjectConditioningNode(Node):
             return repr(exc)
 
     def run(self, ctx, conditioning, projection):
+        from ..ops import conditioning as C
+
         return (C.project(conditioning, load_projection(_projection_path(ctx, projection)), projection),)
 
 
@@ -153,6 +164,8 @@ class MapConditioningToGANLatentNode(Node):
     outputs = (Output(T.GAN_LATENT, "z"),)
 
     def run(self, ctx, conditioning, gan, seed, variation):
+        from ..ops import conditioning as C
+
         return (C.to_gan_latent(conditioning, gan.z_dim, seed, variation),)
 
 

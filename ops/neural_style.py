@@ -16,10 +16,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .choices import NUM_STYLES, STYLE_NAMES  # noqa: F401  (STYLE_NAMES: declared torch-free for the node)
 from .resample import resize
 
-NUM_STYLES = 26
-STYLE_NAMES = tuple(f"style {i:02d}" for i in range(NUM_STYLES))
 ARBITRARY_SIZE = 384
 STYLE_SIZE = 256
 

