@@ -279,8 +279,8 @@ class LoadImageNode(Node):
 
     node_id = "ImageTuneLoadImage"
     category = "ImageTune/image"
-    inputs = (Input("image", T.COMBO, default=EXAMPLE_INPUT, choices=(EXAMPLE_INPUT,), listing=InputFiles(), open=True,
-                    image_upload=True,
+    inputs = (Input("image", T.COMBO, default=EXAMPLE_INPUT, choices=(EXAMPLE_INPUT,), listing=InputFiles(),
+                    open=True, image_upload=True,
                     tooltip="An image in the input folder (PNG, JPEG, WebP, ...; 'sub/name.png' in a subfolder, "
                             "'name.png [output]' from the output folder); upload one with the button. "
                             f"{EXAMPLE_INPUT} ships with the pack."),)
