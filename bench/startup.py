@@ -20,9 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 IMAGETUNE = [sys.executable, "-m", "imagetune"]
 COMMANDS = {
-    "imagetune validate workflows/api/default.json": IMAGETUNE + ["validate", "workflows/api/default.json"],
+    "imagetune validate workflows/api/imagetune-text-to-image.json": IMAGETUNE + ["validate", "workflows/api/imagetune-text-to-image.json"],
     "imagetune nodes": IMAGETUNE + ["nodes"],
-    "imagetune convert workflows/default.json": IMAGETUNE + ["convert", "workflows/default.json"],
+    "imagetune convert workflows/imagetune-text-to-image.json": IMAGETUNE + ["convert", "workflows/imagetune-text-to-image.json"],
     "imagetune --help": IMAGETUNE + ["--help"],
 }
 BASELINE = [sys.executable, "-c", "pass"]

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW = ROOT / "workflows" / "default.json"
+WORKFLOW = ROOT / "workflows" / "imagetune-text-to-image.json"
 
 
 def imagetune(*args: str) -> list[str]:
@@ -118,7 +118,7 @@ def report(results: dict, jobs: int) -> None:
 
     medians = {name: [median(run[i] for run in runs) for i in range(3)] for name, runs in results.items()}
     base = medians.get("(a) separate runs", [None])[0]
-    print(f"{jobs} jobs of workflows/default.json, {len(next(iter(results.values())))} rounds, "
+    print(f"{jobs} jobs of workflows/imagetune-text-to-image.json, {len(next(iter(results.values())))} rounds, "
           f"{os.cpu_count()} CPUs")
     print("| way | wall s (median) | CPU s | jobs/min | throughput vs (a) | steady s/job |\n|---|---|---|---|---|---|")
     for name, (wall, cpu, steady) in medians.items():

@@ -50,7 +50,7 @@ def image_nodes(workflow: Path) -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workflow", type=Path, default=ROOT / "workflows" / "api" / "default.json")
+    parser.add_argument("--workflow", type=Path, default=ROOT / "workflows" / "api" / "imagetune-text-to-image.json")
     parser.add_argument("--baseline", type=Path, required=True, help="a folder holding the baseline's imagetune package")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)

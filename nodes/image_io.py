@@ -50,11 +50,21 @@ def temp_dir(ctx) -> Path:
     return Path(ctx.output_dir) / "temp"
 
 
+#: pictures the pack ships for its example workflows: an input folder searched after the user's
+#: own, so the examples run on a fresh install and a file of the same name in input/ wins
+PACK_INPUT_DIR = Path(__file__).resolve().parents[1] / "example_inputs"
+#: the picture the example workflows start on, and a new image loader's default
+EXAMPLE_INPUT = "imagetune-example.png"
+
+
 def input_path(ctx, name: str, field: str = "image") -> Path:
     """The file an image input names, inside its root (input, or output/temp when annotated)."""
     relative, kind = split_annotation(name)
     root = {"input": ctx.input_dir, "output": ctx.output_dir, "temp": temp_dir(ctx)}[kind]
     path = resolve_inside(root, relative, field)
+    if not path.is_file() and kind == "input":
+        shipped = resolve_inside(PACK_INPUT_DIR, relative, field)
+        path = shipped if shipped.is_file() else path
     if not path.is_file():
         raise NodeInputError(field, f"no image file {relative!r} in {root}")
     return path
@@ -269,9 +279,11 @@ class LoadImageNode(Node):
 
     node_id = "ImageTuneLoadImage"
     category = "ImageTune/image"
-    inputs = (Input("image", T.COMBO, default="example.png", listing=InputFiles(), open=True, image_upload=True,
+    inputs = (Input("image", T.COMBO, default=EXAMPLE_INPUT, choices=(EXAMPLE_INPUT,), listing=InputFiles(),
+                    open=True, image_upload=True,
                     tooltip="An image in the input folder (PNG, JPEG, WebP, ...; 'sub/name.png' in a subfolder, "
-                            "'name.png [output]' from the output folder); upload one with the button."),)
+                            "'name.png [output]' from the output folder); upload one with the button. "
+                            f"{EXAMPLE_INPUT} ships with the pack."),)
     outputs = (Output(T.IMAGE, "image", "RGB image [1,H,W,3] (frames of an animation form the batch)"),
                Output(T.MASK, "mask", "1 - alpha (1 where transparent); zeros without alpha"))
 

@@ -38,12 +38,13 @@ def load_pack():
 
 
 def default_picture(out: Path) -> None:
-    """Run workflows/default.json as the README's main command does and copy its PNG to ``out``."""
+    """Run workflows/imagetune-text-to-image.json as the README's main command does and copy its PNG to ``out``."""
     from imagetune.graph_runtime import ExecutionContext, Runtime, load_workflow
     from imagetune.nodes import default_registry
     work = ROOT / "output" / "samples"
     ctx = ExecutionContext(device="cpu", output_dir=work, input_dir=ROOT / "input", models_dirs=[ROOT / "models"])
-    result = Runtime(default_registry()).run(load_workflow(ROOT / "workflows" / "default.json"), ctx=ctx)
+    workflow = load_workflow(ROOT / "workflows" / "imagetune-text-to-image.json")
+    result = Runtime(default_registry()).run(workflow, ctx=ctx)
     (entry,) = result.ui["11"]["images"]
     shutil.copyfile(work / entry["subfolder"] / entry["filename"], out)
 

@@ -599,7 +599,9 @@ def test_inside_comfyui_the_image_loader_lists_uploads_and_loads_them(comfy_inst
     mappings, folder_paths, _, _ = comfy_install
     loader = mappings["ImageTuneLoadImage"]
     spec = loader.INPUT_TYPES()["required"]["image"]
-    assert spec[0] == [] and spec[1]["image_upload"] is True and "default" not in spec[1]
+    # the picture the pack ships is always there (the example workflows start on it), and the default
+    assert spec[0] == ["imagetune-example.png"] and spec[1]["image_upload"] is True
+    assert spec[1]["default"] == "imagetune-example.png"
     inputs = Path(folder_paths.get_input_directory())
     # what /upload/image writes: input/<name>, or input/<subfolder>/<name>
     Image.new("RGB", (6, 4), (250, 0, 0)).save(inputs / "photo.png")
@@ -608,7 +610,7 @@ def test_inside_comfyui_the_image_loader_lists_uploads_and_loads_them(comfy_inst
     _touch(inputs / "notes.txt")
     _touch(inputs / ".hidden.png")
     spec = loader.INPUT_TYPES()["required"]["image"]
-    assert spec[0] == ["example.png", "pasted/clip.png", "photo.png"] and spec[1]["default"] == "example.png"
+    assert spec[0] == ["imagetune-example.png", "example.png", "pasted/clip.png", "photo.png"]
     image, mask = getattr(loader(), loader.FUNCTION)(image="pasted/clip.png", imagetune_unique_id="1")
     assert image.shape == (1, 2, 3, 3) and float(mask.min()) == 1.0  # fully transparent
     assert loader.VALIDATE_INPUTS(image="photo.png") is True

@@ -15,7 +15,7 @@ from imagetune.shapes.analyzer import analyze
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "imagetune-shapes"
-WORKFLOW = ROOT / "workflows" / "default.json"
+WORKFLOW = ROOT / "workflows" / "imagetune-text-to-image.json"
 
 
 @pytest.fixture(scope="module")

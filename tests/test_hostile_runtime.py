@@ -25,7 +25,7 @@ from imagetune.nodes.vector_transform import ProjectConditioningNode
 
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = NodeRegistry(list(ALL_NODES))
-DEFAULT = json.loads((ROOT / "workflows" / "api" / "default.json").read_text())
+DEFAULT = json.loads((ROOT / "workflows" / "api" / "imagetune-text-to-image.json").read_text())
 
 #: every input that names a model or file under a root folder, with a valid literal for the rest
 NAME_INPUTS = [

@@ -111,8 +111,8 @@ def test_readme_pip_command_runs_the_default_workflow_beside_the_installed_torch
     assert probe["torchvision"] is False and probe["spandrel"] is False, probe
 
     out = tmp_path / "out"
-    done = subprocess.run([str(venv / "bin" / "imagetune"), "run", str(ROOT / "workflows" / "default.json"),
-                           "--out", str(out)],
+    imagetune = str(venv / "bin" / "imagetune")
+    done = subprocess.run([imagetune, "run", str(ROOT / "workflows" / "imagetune-text-to-image.json"), "--out", str(out)],
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     written = sorted(out.glob("*.png"))
@@ -122,3 +122,8 @@ def test_readme_pip_command_runs_the_default_workflow_beside_the_installed_torch
     with Image.open(written[0]) as image:
         assert image.format == "PNG" and image.size == (256, 256)
         assert "prompt" in image.info
+    # the picture the style-transfer example starts on comes with the package (no input folder here)
+    done = subprocess.run([imagetune, "run", str(ROOT / "workflows" / "imagetune-style-transfer.json"), "--out",
+                           str(out)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    assert not (tmp_path / "input").exists() and len(list(out.rglob("stylized_*.png"))) == 1

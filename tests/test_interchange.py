@@ -416,13 +416,15 @@ def test_example_ui_workflows_convert_to_their_api_form(path):
 
 def test_the_upscale_example_runs_headless(tmp_path):
     (tmp_path / "input").mkdir()
-    Image.new("RGB", (40, 24), (30, 160, 220)).save(tmp_path / "input" / "example.png")
+    # a picture of the shipped one's name in the input folder wins over it
+    Image.new("RGB", (40, 24), (30, 160, 220)).save(tmp_path / "input" / "imagetune-example.png")
     ctx = ExecutionContext(device="cpu", output_dir=tmp_path / "output", input_dir=tmp_path / "input")
-    result = Runtime().run(WORKFLOWS / "upscale.json", ctx=ctx, ui_workflow=_load_json(WORKFLOWS / "upscale.json"))
+    path = WORKFLOWS / "imagetune-upscale-2x.json"
+    result = Runtime().run(path, ctx=ctx, ui_workflow=_load_json(path))
     (saved,) = result.ui["4"]["images"]
     with Image.open(tmp_path / "output" / saved["subfolder"] / saved["filename"]) as image:
         assert image.size == (80, 48)
-        assert json.loads(image.info["prompt"]) == _load_json(WORKFLOWS / "api" / "upscale.json")
+        assert json.loads(image.info["prompt"]) == _load_json(WORKFLOWS / "api" / "imagetune-upscale-2x.json")
         pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
     assert np.abs(pixels - np.array([30, 160, 220])).mean() < 8  # a flat colour stays that colour
 
@@ -433,17 +435,18 @@ def _load_json(path: Path) -> dict:
 
 def test_a_saved_png_runs_again_and_keeps_its_workflow(tmp_path, capsys):
     (tmp_path / "input").mkdir()
-    Image.new("RGB", (20, 12), (200, 40, 90)).save(tmp_path / "input" / "example.png")
-    ui = _load_json(WORKFLOWS / "upscale.json")
+    Image.new("RGB", (20, 12), (200, 40, 90)).save(tmp_path / "input" / "imagetune-example.png")
+    ui = _load_json(WORKFLOWS / "imagetune-upscale-2x.json")
     common = ["--input-dir", str(tmp_path / "input"), "--device", "cpu", "--no-progress"]
-    assert cli_main(["run", str(WORKFLOWS / "upscale.json"), "--out", str(tmp_path / "first"), *common]) == 0
+    assert cli_main(["run", str(WORKFLOWS / "imagetune-upscale-2x.json"), "--out", str(tmp_path / "first"),
+                     *common]) == 0
     first = Path(capsys.readouterr().out.strip().splitlines()[-1])
     assert cli_main(["run", str(first), "--out", str(tmp_path / "second"), *common]) == 0
     second = Path(capsys.readouterr().out.strip().splitlines()[-1])
     for path in (first, second):
         with Image.open(path) as image:
             assert json.loads(image.info["workflow"]) == ui  # ComfyUI can load either file
-            assert json.loads(image.info["prompt"]) == _load_json(WORKFLOWS / "api" / "upscale.json")
+            assert json.loads(image.info["prompt"]) == _load_json(WORKFLOWS / "api" / "imagetune-upscale-2x.json")
             assert image.size == (40, 24)
 
 
@@ -538,9 +541,9 @@ def test_a_muted_or_bypassed_node_inside_a_subgraph_is_left_out(registry, mode, 
 def test_the_stylize_example_runs_headless(tmp_path):
     (tmp_path / "input").mkdir()
     source = np.random.default_rng(0).integers(0, 256, (32, 48, 3), dtype=np.uint8)
-    Image.fromarray(source).save(tmp_path / "input" / "example.png")
+    Image.fromarray(source).save(tmp_path / "input" / "imagetune-example.png")
     ctx = ExecutionContext(device="cpu", output_dir=tmp_path / "output", input_dir=tmp_path / "input")
-    result = Runtime().run(WORKFLOWS / "stylize.json", ctx=ctx)
+    result = Runtime().run(WORKFLOWS / "imagetune-style-transfer.json", ctx=ctx)
     (saved,) = result.ui["4"]["images"]
     with Image.open(tmp_path / "output" / saved["subfolder"] / saved["filename"]) as image:
         assert image.size == (48, 32)

@@ -64,7 +64,7 @@ def test_the_declarations_list_the_model_roots_and_the_input_folder(roots):
     assert _listed("ImageTuneLoadPipeline") == ("imagetune-shapes", "my-pipe", "sd15.safetensors")
     assert _listed("ImageTuneLoadLiTModel") == ("shapes-lite0-minilm", "my-lit")
     assert _listed("ImageTuneLoadUpscaleModel")[-2:] == ("4x-mine.safetensors", "sub/2x.pth")
-    assert _listed("ImageTuneLoadImage") == ("photo.png", "shots/b.jpg")
+    assert _listed("ImageTuneLoadImage") == ("imagetune-example.png", "photo.png", "shots/b.jpg")  # shipped first
 
 
 def test_a_model_added_later_shows_at_the_next_listing(roots):
@@ -84,7 +84,7 @@ def test_imagetune_nodes_shows_the_lists(roots, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["ImageTuneLoadLiTModel"]["input"]["required"]["model"][0] == ["shapes-lite0-minilm", "my-lit"]
     image = info["ImageTuneLoadImage"]["input"]["required"]["image"]
-    assert image[0] == ["photo.png", "shots/b.jpg"] and image[1]["image_upload"] is True
+    assert image[0] == ["imagetune-example.png", "photo.png", "shots/b.jpg"] and image[1]["image_upload"] is True
 
 
 def _validated(registry, node_id: str, value) -> dict | None:

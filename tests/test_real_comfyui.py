@@ -3,143 +3,58 @@
 Runs only when IMAGETUNE_COMFYUI_DIR points at a ComfyUI checkout (0.3.64 or newer) and
 IMAGETUNE_COMFYUI_PYTHON at a Python that can run it (default: this one). ComfyUI gets a temporary
 base directory whose custom_nodes/ links to this repository, an in-memory database and no
-bytecode writes, so nothing is left in the checkout or the repository.
+bytecode writes, so nothing is left in the checkout or the repository (scripts/comfyui_server.py).
+The checks in the real front end also need Playwright in that Python and a Chromium
+(IMAGETUNE_CHROMIUM, else ``chromium`` on the PATH); without them those two tests skip.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
-import socket
+import runpy
+import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 COMFY_DIR = os.environ.get("IMAGETUNE_COMFYUI_DIR")
 COMFY_PYTHON = os.environ.get("IMAGETUNE_COMFYUI_PYTHON") or sys.executable
-STARTUP_SECONDS = 600
-RUN_SECONDS = 600
+#: the test picture ComfyUI's own LoadImage reads; not ComfyUI's example.png, which our examples must not need
+TEST_INPUT = "test-input.png"
+#: the model folders the fixture's extra_model_paths.yaml adds under <base>/shared-models
+EXTRA_MODEL_KINDS = ("upscale_models", "text_encoders", "diffusers", "checkpoints", "lit")
 
 pytestmark = [pytest.mark.comfyui, pytest.mark.slow,
               pytest.mark.skipif(not COMFY_DIR, reason="set IMAGETUNE_COMFYUI_DIR to a ComfyUI checkout")]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ComfyServer:
-    """A ComfyUI process and a tiny client for its HTTP API."""
-
-    def __init__(self, base: Path, port: int, process: subprocess.Popen, log: Path):
-        self.base, self.url, self.process, self.log = base, f"http://127.0.0.1:{port}", process, log
-
-    def get(self, path: str):
-        with urllib.request.urlopen(self.url + path, timeout=30) as response:
-            return json.loads(response.read())
-
-    def post(self, path: str, body: dict):
-        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"{}")
-
-    def queue(self, prompt: dict, workflow: dict | None = None) -> str:
-        """POST /prompt and return the prompt id; fail with ComfyUI's validation errors."""
-        body = {"prompt": prompt, "client_id": uuid.uuid4().hex}
-        if workflow is not None:
-            body["extra_data"] = {"extra_pnginfo": {"workflow": workflow}}
-        status, answer = self.post("/prompt", body)
-        assert status == 200 and not answer.get("node_errors"), f"ComfyUI refused the prompt: {answer}"
-        return answer["prompt_id"]
-
-    def wait(self, prompt_id: str) -> dict:
-        """Poll /history until the prompt finished; return its history entry."""
-        deadline = time.monotonic() + RUN_SECONDS
-        while time.monotonic() < deadline:
-            entry = self.get(f"/history/{prompt_id}").get(prompt_id)
-            if entry and entry.get("status", {}).get("completed") is not None and (
-                    entry["status"]["completed"] or entry["status"].get("status_str") == "error"):
-                return entry
-            assert self.process.poll() is None, f"ComfyUI exited:\n{self.log_tail()}"
-            time.sleep(0.5)
-        raise AssertionError(f"prompt {prompt_id} did not finish in {RUN_SECONDS}s\n{self.log_tail()}")
-
-    def run(self, prompt: dict, workflow: dict | None = None) -> dict:
-        entry = self.wait(self.queue(prompt, workflow))
-        assert entry["status"]["status_str"] == "success", \
-            f"{json.dumps(entry['status'], indent=1)[:4000]}\n{self.log_tail()}"
-        return entry
-
-    def image_files(self, entry: dict) -> list[Path]:
-        """The files every output node of a finished prompt reported, checked to exist."""
-        files = []
-        for output in entry["outputs"].values():
-            for image in output.get("images", []):
-                assert set(image) >= {"filename", "subfolder", "type"}
-                path = self.base / image["type"] / image["subfolder"] / image["filename"]
-                assert path.is_file(), f"{path} was reported but not written"
-                files.append(path)
-        return files
-
-    def log_tail(self, chars: int = 6000) -> str:
-        return self.log.read_text(errors="replace")[-chars:]
+server_module = SimpleNamespace(**runpy.run_path(str(ROOT / "scripts" / "comfyui_server.py")))
+ComfyServer = server_module.ComfyServer
 
 
 @pytest.fixture(scope="module")
 def comfy(tmp_path_factory):
     base = tmp_path_factory.mktemp("comfyui-base")
-    for folder in ("custom_nodes", "input", "output", "models", "user", "temp"):
-        (base / folder).mkdir()
-    (base / "custom_nodes" / "Image-Tune.pack").symlink_to(ROOT, target_is_directory=True)
-    make_input_image().save(base / "input" / "example.png")
-    port = _free_port()
-    log = base / "comfyui.log"
-    command = [COMFY_PYTHON, str(Path(COMFY_DIR) / "main.py"), "--cpu", "--listen", "127.0.0.1",
-               "--port", str(port), "--base-directory", str(base), "--disable-auto-launch",
-               "--database-url", "sqlite:///:memory:"]
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
-    for name in ("IMAGETUNE_OUTPUT_DIR", "IMAGETUNE_INPUT_DIR"):
-        env.pop(name, None)
-    with open(log, "wb") as sink:
-        process = subprocess.Popen(command, cwd=base, stdout=sink, stderr=subprocess.STDOUT, env=env)
-    server = ComfyServer(base, port, process, log)
+    server_module.make_base(base)
+    make_input_image().save(base / "input" / TEST_INPUT)
+    # a second model folder, as users have in extra_model_paths.yaml (a shared models drive)
+    (base / "extra_model_paths.yaml").write_text(json.dumps({"shared": {  # JSON is YAML
+        "base_path": str(base / "shared-models"), **{kind: kind for kind in EXTRA_MODEL_KINDS}}}))
+    server = server_module.start(COMFY_DIR, COMFY_PYTHON, base, umask=0o022,
+                                 extra_args=("--extra-model-paths-config", str(base / "extra_model_paths.yaml")))
     try:
-        _wait_until_up(server)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        print(f"\nComfyUI log ({log}):\n{server.log_tail(3000)}")
-
-
-def _wait_until_up(server: ComfyServer) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        assert server.process.poll() is None, f"ComfyUI exited at startup:\n{server.log_tail()}"
-        try:
-            server.get("/system_stats")
-            return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(1)
-    raise AssertionError(f"ComfyUI did not answer within {STARTUP_SECONDS}s\n{server.log_tail()}")
+        server.stop()
+        print(f"\nComfyUI log ({server.log}):\n{server.log_tail(3000)}")
 
 
 def make_input_image() -> Image.Image:
@@ -186,7 +101,10 @@ def api_workflows() -> list[Path]:
 
 
 @pytest.mark.parametrize("path", api_workflows(), ids=lambda p: p.name)
-def test_each_api_workflow_runs_in_comfyui(comfy, path):
+def test_each_api_workflow_runs_in_comfyui_as_headless(comfy, path, tmp_path):
+    from imagetune.graph_runtime import ExecutionContext, Runtime
+
+    assert not (comfy.base / "input" / "example.png").exists(), "the examples must not need ComfyUI's example.png"
     prompt = json.loads(path.read_text())
     ui_path = ROOT / "workflows" / path.name
     workflow = json.loads(ui_path.read_text()) if ui_path != path and ui_path.is_file() else None
@@ -199,17 +117,229 @@ def test_each_api_workflow_runs_in_comfyui(comfy, path):
             assert image.size[0] > 0 and image.size[1] > 0
             if file.suffix == ".png" and "/output/" in str(file):
                 assert json.loads(image.info["prompt"]).keys() == prompt.keys()
-    print(f"\n{path.relative_to(ROOT)}: {len(files)} image(s) in {time.monotonic() - started:.1f}s: "
-          f"{[f.name for f in files]}")
+    took = time.monotonic() - started
+    # the same file headless, with an empty input folder, saves the same pictures
+    ctx = ExecutionContext(device="cpu", output_dir=tmp_path / "out", input_dir=tmp_path / "in")
+    result = Runtime().run(prompt, ctx=ctx)
+    headless = [tmp_path / "out" / i["subfolder"] / i["filename"] for ui in result.ui.values() for i in ui["images"]]
+    assert len(headless) == len(files)
+    worst = max(_max_difference(a, b) for a, b in zip(sorted(headless), sorted(files)))
+    assert worst <= 2, f"{path.name}: headless and ComfyUI differ by up to {worst}/255"
+    print(f"\n{path.relative_to(ROOT)}: {len(files)} image(s) in {took:.1f}s in ComfyUI, "
+          f"max difference to headless {worst}/255: {[f.name for f in files]}")
 
 
-def test_comfyui_offers_our_ui_workflows_as_templates(comfy):
+def _max_difference(a: Path, b: Path) -> int:
+    """The largest per-channel difference of two same-sized pictures, in 0..255 levels."""
+    with Image.open(a) as first, Image.open(b) as second:
+        assert first.size == second.size, (first.size, second.size)
+        return int(np.abs(np.asarray(first.convert("RGB"), dtype=np.int16)
+                          - np.asarray(second.convert("RGB"), dtype=np.int16)).max())
+
+
+def test_comfyui_serves_our_templates_with_their_thumbnails(comfy):
     templates = comfy.get("/workflow_templates")
     ours = sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
-    assert sorted(templates.get("Image-Tune.pack", [])) == ours
-    for name in ours:  # what the front end fetches when a template is picked
-        with urllib.request.urlopen(f"{comfy.url}/api/workflow_templates/Image-Tune.pack/{name}.json") as r:
-            assert isinstance(json.loads(r.read()).get("nodes"), list), f"{name} is not a UI workflow"
+    assert sorted(templates.get(comfy.pack_folder, [])) == ours
+    # the front end's own templates come first where it looks one up by name alone (its All view)
+    core = {t["name"] for category in comfy.get("/templates/index.json") for t in category["templates"]}
+    assert core and not core & set(ours), f"our template names clash with ComfyUI's: {sorted(core & set(ours))}"
+    for name in ours:  # what the front end fetches for a card and when a template is picked
+        base = f"/api/workflow_templates/{comfy.pack_folder}/{name}"
+        assert isinstance(comfy.get(base + ".json").get("nodes"), list), f"{name} is not a UI workflow"
+        status, kind, body = comfy.fetch(base + ".jpg")  # TemplateWorkflowCard: mediaSubtype "jpg"
+        assert status == 200 and kind == "image/jpeg", (name, status, kind)
+        with Image.open(io.BytesIO(body)) as thumbnail:
+            assert thumbnail.format == "JPEG" and thumbnail.size == (256, 256)
+    print(f"\ntemplates of {comfy.pack_folder}: {ours}, each with a 256x256 JPEG; {len(core)} core templates")
+
+
+#: widget types: an input of one of these types (or a list of choices) is a widget in the front end
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+
+
+def ui_workflow(info: dict, nodes: list[tuple[str, dict, int | None]]) -> dict:
+    """A v0.4 UI workflow as the front end saves it, laid out from ComfyUI's own /object_info.
+
+    ``nodes`` are (type, widget values, index of the node whose first output feeds this node's
+    first non-widget input, or None); widget values are written in /object_info's input order.
+    """
+    saved, links = [], []
+    for index, (kind, values, source) in enumerate(nodes):
+        spec = info[kind]
+        order = spec["input_order"].get("required", []) + spec["input_order"].get("optional", [])
+        every = {**spec["input"].get("required", {}), **spec["input"].get("optional", {})}
+        widgets = [name for name in order if isinstance(every[name][0], list) or every[name][0] in WIDGET_TYPES]
+        inputs = []
+        if source is not None:
+            name = next(n for n in order if n not in widgets)
+            links.append([len(links) + 1, source + 1, 0, index + 1, 0, every[name][0]])
+            inputs.append({"name": name, "type": every[name][0], "link": len(links)})
+            saved[source]["outputs"][0]["links"].append(len(links))
+        saved.append({"id": index + 1, "type": kind, "pos": [40 + 320 * index, 80], "size": [300, 120],
+                      "flags": {}, "order": index, "mode": 0, "properties": {"Node name for S&R": kind},
+                      "inputs": inputs, "widgets_values": [values[name] for name in widgets],
+                      "outputs": [{"name": n, "type": t, "links": []}
+                                  for n, t in zip(spec["output_name"], spec["output"])]})
+    return {"last_node_id": len(saved), "last_link_id": len(links), "nodes": saved, "links": links,
+            "groups": [], "config": {}, "extra": {}, "version": 0.4}
+
+
+def api_prompt(nodes: list[tuple[str, dict, int | None]], ui: dict) -> dict:
+    """The API prompt the front end queues for ``ui`` (built by ui_workflow from the same ``nodes``)."""
+    prompt = {}
+    for node, (kind, values, source) in zip(ui["nodes"], nodes):
+        inputs = dict(values)
+        if source is not None:
+            inputs[node["inputs"][0]["name"]] = [str(source + 1), 0]
+        prompt[str(node["id"])] = {"class_type": kind, "inputs": inputs}
+    return prompt
+
+
+def _declared(info: dict, kind: str, name: str):
+    """The type /object_info declares for input ``name`` of node type ``kind`` (None if not declared)."""
+    inputs = info[kind]["input"]
+    return {**inputs.get("required", {}), **inputs.get("optional", {})}.get(name, [None])[0]
+
+
+#: every FLOAT widget a whole number, as the front end writes 2.0 (json.dumps(2) is "2")
+WHOLE_NUMBER_FLOATS = [
+    ("ImageTuneLoadImage", {"image": "imagetune-example.png"}, None),
+    ("ImageTuneCLAHE", {"clip_limit": 2, "grid": 8}, 0),
+    ("ImageTuneAdjustColour", {"brightness": 1, "contrast": 1, "saturation": 2, "gamma": 1}, 1),
+    ("ImageTuneUnsharpMask", {"radius": 2, "amount": 1, "threshold": 0}, 2),
+    ("ImageTuneSaveImage", {"filename_prefix": "whole-numbers"}, 3),
+    ("SaveImage", {"filename_prefix": "comfy-save"}, 3),
+]
+
+
+def test_a_workflow_with_whole_number_floats_runs_headless_as_in_comfyui(comfy, tmp_path):
+    from imagetune.graph_runtime.cli import main as cli_main
+
+    info = comfy.get("/object_info")
+    ui = ui_workflow(info, WHOLE_NUMBER_FLOATS)
+    prompt = api_prompt(WHOLE_NUMBER_FLOATS, ui)
+    floats = [v for node in prompt.values() for name, v in node["inputs"].items()
+              if _declared(info, node["class_type"], name) == "FLOAT"]
+    assert len(floats) == 7 and all(type(v) is int for v in floats), floats
+    entry = comfy.run(prompt, ui)
+    (ours,) = comfy.image_files({"outputs": {"5": entry["outputs"]["5"]}})
+    with Image.open(ours) as image:
+        assert json.loads(image.info["workflow"]) == ui
+    (tmp_path / "api.json").write_text(json.dumps(prompt))
+    (tmp_path / "ui.json").write_text(json.dumps(ui))
+    differences = {}
+    # the prompt as queued and the UI form (whole numbers), and the PNG ComfyUI saved (its prompt
+    # chunk carries floats: ComfyUI's validation converts the literals of the prompt in place)
+    for source in (tmp_path / "api.json", tmp_path / "ui.json", ours):
+        out = tmp_path / f"from-{source.stem}"
+        assert cli_main(["run", str(source), "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
+        (again,) = sorted(out.glob("whole-numbers_*.png"))
+        differences[source.name] = _max_difference(again, ours)
+    assert max(differences.values()) <= 2, differences
+    print(f"\nwhole-number FLOATs: ComfyUI ran them and headless runs match it (max difference {differences})")
+
+
+def test_our_saved_files_have_the_mode_comfyuis_own_have(comfy):
+    # ComfyUI runs under umask 022 here, and its SaveImage writes 0644 (open() honours the umask)
+    prompt = api_prompt(WHOLE_NUMBER_FLOATS, ui_workflow(comfy.get("/object_info"), WHOLE_NUMBER_FLOATS))
+    prompt["5"]["inputs"]["filename_prefix"] = "ImageTune/mode"  # a new subfolder too
+    entry = comfy.run(prompt)
+    (ours,) = comfy.image_files({"outputs": {"5": entry["outputs"]["5"]}})
+    (theirs,) = comfy.image_files({"outputs": {"6": entry["outputs"]["6"]}})
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (ours, theirs)}
+    assert modes == {ours.name: "0o644", theirs.name: "0o644"}, modes
+    assert oct(ours.parent.stat().st_mode & 0o777) == "0o755"
+    assert not [p.name for p in ours.parent.iterdir() if p.name.startswith(".")], "a temp file was left"
+
+
+# Run with ComfyUI's Python where it has Playwright: open the real front end in headless Chromium
+# and do one job given on stdin, printing its result as JSON:
+#   build:   load each UI workflow and keep what the front end's own graphToPrompt makes of it
+#            ({"workflow": what it saves, "output": the API prompt it queues});
+#   refresh: load a workflow, read a dropdown, let a model file appear, press Refresh (the front
+#            end's command), read it again; then upload a picture through the image loader's
+#            upload button and keep what the front end would queue.
+FRONT_END_SCRIPT = r"""
+import json, pathlib, sys
+from playwright.sync_api import sync_playwright
+
+def build(page, job):
+    return page.evaluate("async (all) => { const out = {}; for (const [name, ui] of Object.entries(all)) {"
+                         " await app.loadGraphData(ui, true, true, name); out[name] = await app.graphToPrompt() }"
+                         " return out }", job["workflows"])
+
+def refresh(page, job):
+    page.evaluate("async (ui) => { await app.loadGraphData(ui, true, true, 'refresh') }", job["workflow"])
+    values = "([node, name]) => app.graph.getNodeById(node).widgets.find(w => w.name === name).options.values"
+    before = page.evaluate(values, job["dropdown"])
+    pathlib.Path(job["place"]).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(job["place"]).write_bytes(b"not read")
+    page.evaluate("() => app.extensionManager.command.execute('Comfy.RefreshNodeDefinitions')")
+    page.wait_for_function("([node, name, want]) => app.graph.getNodeById(node).widgets"
+                           ".find(w => w.name === name).options.values.includes(want)",
+                           arg=job["dropdown"] + [pathlib.Path(job["place"]).name], timeout=60_000)
+    after = page.evaluate(values, job["dropdown"])
+    with page.expect_file_chooser() as chooser:  # the upload button's click opens the file dialog
+        page.evaluate("(node) => app.graph.getNodeById(node).widgets.find(w => w.name === 'upload').callback()",
+                      job["loader"])
+    chooser.value.set_files(job["picture"])
+    name = pathlib.Path(job["picture"]).name
+    page.wait_for_function("([node, want]) => app.graph.getNodeById(node).widgets[0].value === want",
+                           arg=[job["loader"], name], timeout=60_000)
+    return {"before": before, "after": after, "queued": (page.evaluate("() => app.graphToPrompt()"))["output"]}
+
+url, chromium, job = sys.argv[1], sys.argv[2], json.loads(sys.stdin.read())
+with sync_playwright() as playwright:
+    browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+    page = browser.new_page()
+    page.goto(url)
+    page.wait_for_function("() => window.app && window.app.graph && Object.keys(LiteGraph.registered_node_types)"
+                           ".some(t => t.startsWith('ImageTune'))", timeout=180_000)
+    result = {"build": build, "refresh": refresh}[job["task"]](page, job)
+    browser.close()
+print(json.dumps(result))
+"""
+CHROMIUM = os.environ.get("IMAGETUNE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def in_front_end(comfy: ComfyServer, job: dict):
+    """Do ``job`` (see FRONT_END_SCRIPT) in ComfyUI's real front end; skip without a browser."""
+    has_playwright = subprocess.run([COMFY_PYTHON, "-c", "import playwright.sync_api"], capture_output=True)
+    if not CHROMIUM or has_playwright.returncode != 0:
+        pytest.skip("needs Chromium (IMAGETUNE_CHROMIUM) and Playwright in ComfyUI's Python")
+    done = subprocess.run([COMFY_PYTHON, "-c", FRONT_END_SCRIPT, comfy.url, CHROMIUM], input=json.dumps(job),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_front_end_queues_our_templates_as_we_convert_them_and_they_run_alike(comfy, tmp_path):
+    from imagetune.graph_runtime.cli import main as cli_main
+    from imagetune.graph_runtime.interchange import ui_to_api
+    from imagetune.nodes import default_registry
+
+    templates = {p.stem: json.loads(p.read_text()) for p in sorted((ROOT / "workflows").glob("*.json"))}
+    built = in_front_end(comfy, {"task": "build", "workflows": templates})
+    info = comfy.get("/object_info")
+    whole = []
+    for name, made in built.items():
+        # our conversion of what the front end saves is what the front end queues
+        assert ui_to_api(made["workflow"], default_registry()) == made["output"], name
+        whole += [f"{name}:{node_id}.{key}" for node_id, node in made["output"].items()
+                  for key, value in node["inputs"].items() if type(value) is int
+                  and _declared(info, node["class_type"], key) == "FLOAT"]
+    assert whole, "the front end wrote no whole-number FLOAT: this test no longer tests that"
+    # the style transfer as the front end queues it (style_weight 1, radius 1), in ComfyUI and headless
+    made = built["imagetune-style-transfer"]
+    (in_comfy,) = comfy.image_files(comfy.run(made["output"], made["workflow"]))
+    (tmp_path / "saved.json").write_text(json.dumps(made["workflow"]))
+    assert cli_main(["run", str(tmp_path / "saved.json"), "--out", str(tmp_path / "out"), "--device", "cpu",
+                     "--no-progress"]) == 0
+    (headless,) = sorted((tmp_path / "out").rglob("*.png"))
+    assert _max_difference(headless, in_comfy) == 0
+    print(f"\nthe front end's graphToPrompt equals our conversion for {sorted(built)}; whole-number FLOATs it "
+          f"wrote: {whole}; the style transfer it queued gives ComfyUI's pixels headless")
 
 
 def interop_prompt(registry_ids: set[str]) -> dict:
@@ -220,7 +350,7 @@ def interop_prompt(registry_ids: set[str]) -> dict:
     if style is None or enhance is None:
         pytest.skip(f"style transfer / enhance nodes are not in the pack yet (have {sorted(registry_ids)})")
     return {
-        "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+        "1": {"class_type": "LoadImage", "inputs": {"image": TEST_INPUT}},
         "2": {"class_type": style, "inputs": {"image": ["1", 0], "strength": 0.7}},
         "3": {"class_type": enhance, "inputs": {"image": ["2", 0]}},
         "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "interop"}},
@@ -252,7 +382,7 @@ def test_comfyui_core_nodes_and_ours_interoperate(comfy, tmp_path):
     assert np.abs(in_comfy - source).mean() > 0.02, "style transfer and enhance left the image unchanged"
     # the same graph in our own runtime (which implements LoadImage and SaveImage) gives the same picture
     (tmp_path / "in").mkdir()
-    make_input_image().save(tmp_path / "in" / "example.png")
+    make_input_image().save(tmp_path / "in" / TEST_INPUT)
     ctx = ExecutionContext(device="cpu", output_dir=tmp_path / "out", input_dir=tmp_path / "in")
     result = Runtime().run(prompt, ctx=ctx)
     (saved,) = result.ui["4"]["images"]
@@ -326,7 +456,7 @@ def watch(comfy: ComfyServer, prompt: dict, interrupt: bool = False) -> list[lis
 def upscale_prompt(model: str, tile: int, prefix: str) -> dict:
     """ComfyUI's LoadImage -> our upscale model and tiled upscale -> ComfyUI's ImageInvert -> our save."""
     return {
-        "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+        "1": {"class_type": "LoadImage", "inputs": {"image": TEST_INPUT}},
         "2": {"class_type": "ImageTuneLoadUpscaleModel", "inputs": {"model_name": model, "model_file": ""}},
         "3": {"class_type": "ImageTuneUpscaleWithModel",
               "inputs": {"upscale_model": ["2", 0], "image": ["1", 0], "tile": tile, "overlap": 8}},
@@ -355,7 +485,7 @@ def test_interrupt_from_comfyui_stops_our_node(comfy):
 
 def test_our_upscale_model_feeds_comfyuis_own_upscale_node(comfy):
     prompt = {
-        "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+        "1": {"class_type": "LoadImage", "inputs": {"image": TEST_INPUT}},
         "2": {"class_type": "ImageTuneLoadUpscaleModel",
               "inputs": {"model_name": "RealESRGAN_animevideov3_x2 (compact)", "model_file": ""}},
         "3": {"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": ["2", 0], "image": ["1", 0]}},
@@ -370,7 +500,7 @@ def test_comfyuis_vae_decode_feeds_our_nodes(comfy):
     # ComfyUI's pixel-space VAE needs no model file: LoadImage -> VAEEncode -> VAEDecode is a real
     # VAE round trip in ComfyUI, and its IMAGE goes into our nodes and back into ComfyUI's VAEEncode
     prompt = {
-        "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+        "1": {"class_type": "LoadImage", "inputs": {"image": TEST_INPUT}},
         "2": {"class_type": "VAELoader", "inputs": {"vae_name": "pixel_space"}},
         "3": {"class_type": "VAEEncode", "inputs": {"pixels": ["1", 0], "vae": ["2", 0]}},
         "4": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["2", 0]}},
@@ -436,3 +566,100 @@ def test_a_diffusers_pipeline_generates_inside_comfyui(comfy):
         with Image.open(file) as image:
             assert image.size == (32, 24)
     print(f"\ntiny diffusers pipeline in ComfyUI: progress {steps}, {len(files)} images")
+
+
+# -- the dropdowns and the upload button (#13 items 3 and 4) --------------------------------------
+
+#: per loader input: the shipped choices always listed, and models placed in ComfyUI's folders
+#: as (path under a models folder, file to write there, the name the dropdown should list)
+DROPDOWNS = {
+    ("ImageTuneLoadTextEncoder", "text_encoder"): (("minilm",), [
+        ("text_encoders/placed-encoder/config.json", "placed-encoder")]),
+    ("ImageTuneLoadPipeline", "model"): (("imagetune-shapes",), [
+        ("diffusers/placed-pipeline/model_index.json", "placed-pipeline"),
+        ("checkpoints/placed-checkpoint.safetensors", "placed-checkpoint.safetensors")]),
+    ("ImageTuneLoadUpscaleModel", "model_name"): (("RealESRGAN_animevideov3_x2 (compact)", "RealESRGAN_x4plus"), [
+        ("upscale_models/placed-x2.safetensors", "placed-x2.safetensors"),
+        ("upscale_models/sub/placed-x4.pth", "sub/placed-x4.pth")]),
+    ("ImageTuneLoadLiTModel", "model"): (("shapes-lite0-minilm",), [
+        ("lit/placed-lit/head.safetensors", "placed-lit")]),
+}
+
+
+def dropdown(comfy: ComfyServer, node: str, name: str) -> tuple[list, dict]:
+    """The choices and options /object_info gives the front end for one COMBO input now."""
+    entry = comfy.get(f"/object_info/{node}")[node]["input"]
+    kind, options = {**entry.get("required", {}), **entry.get("optional", {})}[name][:2]
+    assert isinstance(kind, list), f"{node}.{name} is {kind}, not a dropdown"
+    return kind, options
+
+
+@pytest.mark.parametrize("folder", ["models", "shared-models"], ids=["models", "extra_model_paths"])
+def test_the_model_dropdowns_list_what_is_placed_in_comfyuis_folders(comfy, folder):
+    # the front end's Refresh button fetches /object_info again, and ComfyUI calls INPUT_TYPES anew
+    for (node, name), (shipped, placed) in DROPDOWNS.items():
+        before, _ = dropdown(comfy, node, name)
+        assert set(shipped) <= set(before), (node, name, before)
+        tag = folder.split("-")[0]
+        for relative, listed in placed:
+            target = comfy.base / folder / relative.replace("placed", f"placed-{tag}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(b"{}" if target.suffix == ".json" else b"not read")
+            assert listed.replace("placed", f"placed-{tag}") not in before
+        after, _ = dropdown(comfy, node, name)
+        for _, listed in placed:
+            assert listed.replace("placed", f"placed-{tag}") in after, (node, name, after)
+        assert set(shipped) <= set(after)
+    print(f"\ndropdowns after placing files in {folder}/: "
+          f"{ {f'{n}.{i}': dropdown(comfy, n, i)[0] for n, i in DROPDOWNS} }")
+
+
+def test_the_tiny_models_placed_for_generation_are_in_the_dropdowns(comfy):
+    _tiny_models(comfy.base / "models")
+    assert "tiny-clip" in dropdown(comfy, "ImageTuneLoadTextEncoder", "text_encoder")[0]
+    assert "tiny-sd" in dropdown(comfy, "ImageTuneLoadPipeline", "model")[0]
+
+
+def _png(picture: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("subfolder", ["", "pasted"])
+def test_an_uploaded_image_is_in_our_loaders_list_and_loads(comfy, subfolder):
+    choices, options = dropdown(comfy, "ImageTuneLoadImage", "image")
+    assert options.get("image_upload") is True, options  # the front end shows the upload button
+    assert "imagetune-example.png" in choices, "the shipped example picture is offered"
+    picture = Image.fromarray(np.random.default_rng(7).integers(0, 256, (40, 56, 3), dtype=np.uint8))
+    status, answer = comfy.upload("/upload/image", "image", "uploaded.png", _png(picture), type="input",
+                                  subfolder=subfolder, overwrite="true")  # what the upload button posts
+    assert status == 200, answer
+    name = f"{answer['subfolder']}/{answer['name']}" if answer["subfolder"] else answer["name"]
+    assert name in dropdown(comfy, "ImageTuneLoadImage", "image")[0]
+    prompt = {"1": {"class_type": "ImageTuneLoadImage", "inputs": {"image": name}},
+              "2": {"class_type": "ImageTuneSaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "upload"}}}
+    (saved,) = comfy.image_files(comfy.run(prompt))
+    with Image.open(saved) as image:
+        assert np.array_equal(np.asarray(image.convert("RGB")), np.asarray(picture))
+
+
+def test_in_the_front_end_refresh_lists_a_new_model_and_the_upload_button_loads_a_picture(comfy, tmp_path):
+    picture = Image.fromarray(np.random.default_rng(11).integers(0, 256, (30, 44, 3), dtype=np.uint8))
+    picture.save(tmp_path / "from-the-button.png")
+    late = comfy.base / "models" / "upscale_models" / "added-while-open.safetensors"
+    workflow = json.loads((ROOT / "workflows" / "imagetune-upscale-2x.json").read_text())
+    seen = in_front_end(comfy, {"task": "refresh", "workflow": workflow,
+                                "dropdown": [2, "model_name"], "place": str(late), "loader": 1,
+                                "picture": str(tmp_path / "from-the-button.png")})
+    assert late.name not in seen["before"] and late.name in seen["after"]
+    assert (comfy.base / "input" / "from-the-button.png").is_file(), "the upload button did not upload"
+    queued = seen["queued"]
+    assert queued["1"]["inputs"]["image"] == "from-the-button.png"
+    assert queued["2"]["inputs"]["model_name"] == "RealESRGAN_animevideov3_x2 (compact)"
+    (saved,) = comfy.image_files(comfy.run(queued))
+    with Image.open(saved) as image:  # the uploaded picture, upscaled 2x
+        assert image.size == (88, 60)
+        small = np.asarray(image.convert("RGB").resize((44, 30), Image.BOX), dtype=np.float32)
+    assert np.abs(small - np.asarray(picture, dtype=np.float32)).mean() < 40
+    print(f"\nfront end: Refresh added {late.name} to {seen['after']}; the upload button's picture ran")

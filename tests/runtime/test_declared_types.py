@@ -47,7 +47,8 @@ def test_a_whole_number_float_runs_headless_as_comfyui_runs_it(tmp_path):
 
 
 def test_an_integral_float_for_an_int_gets_the_same_checks():
-    api = json.loads((Path(__file__).resolve().parents[2] / "workflows" / "api" / "default.json").read_text())
+    path = Path(__file__).resolve().parents[2] / "workflows" / "api" / "imagetune-text-to-image.json"
+    api = json.loads(path.read_text())
     for width in (60, 60.0):
         api["6"]["inputs"]["width"] = width
         with pytest.raises(ValidationError, match="expected a multiple of 8, got 60"):

@@ -37,7 +37,7 @@ def test_validator_and_node_list_import_no_tensor_library():
             "from imagetune.nodes import ALL_NODES, LOAD_ERRORS, default_registry\n"
             "assert LOAD_ERRORS == {}, LOAD_ERRORS\n"
             "assert len(default_registry()) == len(ALL_NODES) > 30\n"
-            "plan = Runtime().prepare('workflows/api/default.json')\n"
+            "plan = Runtime().prepare('workflows/api/imagetune-text-to-image.json')\n"
             "assert len(plan.order) > 5\n"
             "import imagetune\n"
             "assert len(imagetune.NODE_CLASS_MAPPINGS) > 20  # ComfyUI's mappings, built as ComfyUI does\n"
@@ -46,11 +46,11 @@ def test_validator_and_node_list_import_no_tensor_library():
 
 
 @pytest.mark.parametrize("argv", [
-    ["validate", "workflows/api/default.json"],
-    ["validate", "workflows/default.json", "--set", "2.text=a cat"],
+    ["validate", "workflows/api/imagetune-text-to-image.json"],
+    ["validate", "workflows/imagetune-text-to-image.json", "--set", "2.text=a cat"],
     ["nodes"],
     ["nodes", "--json"],
-    ["convert", "workflows/default.json"],
+    ["convert", "workflows/imagetune-text-to-image.json"],
     ["--help"],
     ["run", "--help"],
 ], ids=lambda argv: " ".join(argv))
