@@ -168,8 +168,19 @@ def describe(spec: ShapeSpec, rng: np.random.Generator, lang: Language = TRAIN) 
         body = pick(rng, lang.not_shape).format(c=c, b=b, t=t)
     else:
         body = pick(rng, lang.full).format(c=c, s=s, b=b)
-    text = pick(rng, lang.prefixes) + body + pick(rng, lang.suffixes) + pick(rng, PUNCTUATION)
-    return with_articles(text)
+    return dressed(body, rng, lang)
+
+
+def dressed(body: str, rng: np.random.Generator, lang: Language = TRAIN) -> str:
+    """``body`` with a random prefix, suffix and trailing punctuation of ``lang``, articles fixed."""
+    return with_articles(pick(rng, lang.prefixes) + body + pick(rng, lang.suffixes) + pick(rng, PUNCTUATION))
+
+
+def full_caption(spec: ShapeSpec, rng: np.random.Generator, lang: Language = TRAIN) -> str:
+    """A caption naming colour, shape and background in ``lang``'s words, template and fillers."""
+    c, s, b = (pick(rng, lang.colours[spec.colour]), pick(rng, lang.shapes[spec.shape]),
+               pick(rng, lang.colours[spec.background]))
+    return dressed(pick(rng, lang.full).format(c=c, s=s, b=b), rng, lang)
 
 
 def training_words() -> set[str]:
