@@ -9,6 +9,10 @@ empty captions for classifier-free guidance and v-prediction on a zero-terminal-
 (flat colours are the lowest frequencies; epsilon-prediction never sees pure noise and drifts
 them). The output folder is a StableDiffusionPipeline without text encoder, tokenizer or safety
 checker. Everything is seeded; a checkpoint of the pipeline is written every ``--save-every`` steps.
+
+``--language rich`` trains on the captions of ``shapes/language.py`` (synonyms, word orders, fillers,
+negation) instead of the four dataset templates; ``--resume`` keeps the whole training state in
+``<work>/checkpoint`` so that rerunning the same command continues the run (#12).
 """
 from __future__ import annotations
 
@@ -172,7 +176,6 @@ def train_unet(latents: torch.Tensor, spec_index: torch.Tensor, states: torch.Te
     log(logfile, f"unet parameters {sum(p.numel() for p in unet.parameters()) / 1e6:.2f}M, "
                  f"{len(latents)} latents, {len(states)} captions ({per_spec} per combination)")
     start = time.time() - before
-    step = first - 1
     for step in range(first, args.steps + 1):
         progress = min(1.0, max(step / args.steps, (time.time() - start) / 60 / args.minutes))
         group_lr = learning_rate(args, step, progress)
