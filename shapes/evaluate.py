@@ -68,9 +68,9 @@ def score(images: np.ndarray, specs: list[ds.ShapeSpec], prompts: list[str] | No
 
 
 def cached_images(cache: Path | None, pipe, text, prompts: list[str], seeds: list[int], steps: int,
-                  cfg: float) -> np.ndarray:
-    """``generate``'s images, read from / written to ``cache`` (an .npz keyed by prompts, seeds and settings)."""
-    key = json.dumps({"prompts": prompts, "seeds": seeds, "steps": steps, "cfg": cfg})
+                  cfg: float, model: str = "") -> np.ndarray:
+    """``generate``'s images, read from / written to ``cache`` (an .npz keyed by model, prompts, seeds, settings)."""
+    key = json.dumps({"model": model, "prompts": prompts, "seeds": seeds, "steps": steps, "cfg": cfg})
     if cache is not None and cache.exists():
         with np.load(cache) as saved:
             if str(saved["key"]) == key:
@@ -88,15 +88,17 @@ def score_targets(images, targets: list[heldout.Target]) -> dict:
                                    for k in ("shape", "colour", "background", "all")}}
 
 
-def evaluate_wordings(pipe, text, post: SavedPng | None, steps: int, cfg: float, cache: Path | None = None) -> dict:
+def evaluate_wordings(pipe, text, post: SavedPng | None, steps: int, cfg: float, cache: Path | None = None,
+                      model: str = "") -> dict:
     """Per kind of wording of the held-out list: scores of the generator output and of the saved PNG.
 
     With ``cache`` (an .npz) the generator's images are read from it when it holds the same prompts,
-    seeds and settings, else generated and written there (to judge one model's images under several
-    workflows without generating them again).
+    seeds and settings and the same ``model`` tag, else generated and written there (to judge one
+    model's images under several workflows without generating them again).
     """
     items = heldout.prompts()
-    images = cached_images(cache, pipe, text, [p.text for p in items], [p.seed for p in items], steps, cfg)
+    images = cached_images(cache, pipe, text, [p.text for p in items], [p.seed for p in items], steps, cfg,
+                           model)
     saved = post(images) if post else None
     report = {}
     groups = {kind: [i for i, p in enumerate(items) if p.kind == kind] for kind in heldout.kinds()}
@@ -122,7 +124,9 @@ def run(folder, other_per: int = 2, steps: int = 20, cfg: float = 2.0, train_spe
     post = SavedPng(workflow) if workflow else None
     began = time.time()
     train = ds.training_specs()[::max(1, len(ds.training_specs()) // train_specs)][:train_specs]
-    report = {"wordings": evaluate_wordings(pipe, text, post, steps, cfg, cache)}
+    weights = Path(folder) / "unet" / "diffusion_pytorch_model.safetensors"
+    model = f"{Path(folder).resolve()} {weights.stat().st_mtime_ns if weights.exists() else ''}"
+    report = {"wordings": evaluate_wordings(pipe, text, post, steps, cfg, cache, model)}
     prompts = [ds.caption(s) for s in train for _ in range(other_per)]
     images = generate(pipe, text, prompts, [k for _ in train for k in range(other_per)], steps, cfg)
     targets = [heldout.named(s) for s in train for _ in range(other_per)]
