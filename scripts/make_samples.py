@@ -1,6 +1,6 @@
-"""Make the README pictures: the default workflow's output and a grid of generator samples.
+"""Make the README pictures: the default workflow's output, a grid of generator samples, and style before/after.
 
-    .venv/bin/python scripts/make_samples.py            # writes docs/images/default.png, samples.png
+    .venv/bin/python scripts/make_samples.py     # writes docs/images/default.png, samples.png, style-before-after.png
 
 Seeded, so reruns give the same pictures on the same machine.
 """
@@ -24,6 +24,9 @@ PROMPTS = (
     "a black circle on a red background",         # held out of training
 )
 SEEDS = (0, 1, 2, 3)
+# The default workflow's post-generator settings before #12 (the "before" row of style-before-after.png).
+BEFORE = {"7.style": "style 19", "7.strength": 0.5, "8.model_name": "RealESRGAN_animevideov3_x4 (compact)",
+          "10.radius": 1.0, "10.amount": 0.5}
 CELL = 128
 LABEL = 18
 
@@ -69,13 +72,34 @@ def sample_grid(out: Path) -> None:
     grid.save(out)
 
 
+def before_after(out: Path) -> None:
+    """Seed 0 of each prompt through the workflow's post-generator nodes: before #12 (top), now (bottom)."""
+    import torch
+    from imagetune.shapes.evaluate import generate, load_text_encoder
+    from imagetune.shapes.model import load_pipeline
+    from imagetune.shapes.saved_png import SavedPng
+    torch.set_num_threads(1)
+    pipe, text = load_pipeline(ROOT / "models" / "imagetune-shapes"), load_text_encoder()
+    images = generate(pipe, text, list(PROMPTS), [0] * len(PROMPTS))
+    rows = [SavedPng(overrides=BEFORE)(images), SavedPng()(images)]
+    grid = Image.new("RGB", (CELL * len(PROMPTS), (CELL + LABEL) * 2), "white")
+    draw = ImageDraw.Draw(grid)
+    for r, (row, label) in enumerate(zip(rows, ("before: style 19 at 0.5", "now: the default workflow"))):
+        draw.text((4, r * (CELL + LABEL) + 3), label, fill="black")
+        for c, png in enumerate(row):
+            grid.paste(Image.fromarray(png).resize((CELL, CELL), Image.Resampling.LANCZOS),
+                       (c * CELL, r * (CELL + LABEL) + LABEL))
+    grid.save(out)
+
+
 def main() -> None:
     load_pack()
     images = ROOT / "docs" / "images"
     images.mkdir(parents=True, exist_ok=True)
     default_picture(images / "default.png")
     sample_grid(images / "samples.png")
-    print(f"wrote {images / 'default.png'} and {images / 'samples.png'}")
+    before_after(images / "style-before-after.png")
+    print(f"wrote default.png, samples.png and style-before-after.png in {images}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,10 @@ empty captions for classifier-free guidance and v-prediction on a zero-terminal-
 (flat colours are the lowest frequencies; epsilon-prediction never sees pure noise and drifts
 them). The output folder is a StableDiffusionPipeline without text encoder, tokenizer or safety
 checker. Everything is seeded; a checkpoint of the pipeline is written every ``--save-every`` steps.
+
+``--language rich`` trains on the captions of ``shapes/language.py`` (synonyms, word orders, fillers,
+negation) instead of the four dataset templates; ``--resume`` keeps the whole training state in
+``<work>/checkpoint`` so that rerunning the same command continues the run (#12).
 """
 from __future__ import annotations
 
@@ -24,6 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from . import dataset as ds
+from . import language
+from .checkpoint import load_checkpoint, save_checkpoint
 from .model import make_scheduler, make_unet, make_vae, save_pipeline
 
 IMAGE_SIZE = 64
@@ -103,6 +109,32 @@ def encode_latents(vae, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
     return torch.cat([vae.encode(images[i:i + batch]).latent_dist.mean for i in range(0, len(images), batch)])
 
 
+def training_captions(specs: list[ds.ShapeSpec], args) -> list[str]:
+    """Captions per spec, spec-major: the 4 templates, or ``--captions-per-spec`` seeded rich ones."""
+    if args.language == "templates":
+        return ds.all_captions(specs)
+    rng = np.random.default_rng([args.seed, 7])
+    return [language.describe(spec, rng) for spec in specs for _ in range(args.captions_per_spec)]
+
+
+def caption_states(specs: list[ds.ShapeSpec], args, logfile: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """(MiniLM states of the training captions as float16, float32 state of the empty prompt), cached in --work."""
+    from safetensors.torch import load_file, save_file
+    captions = training_captions(specs, args)
+    listing, cache = args.work / "captions.json", args.work / "caption_states.safetensors"
+    if cache.exists() and listing.exists() and json.loads(listing.read_text()) == captions:
+        saved = load_file(cache)
+        log(logfile, f"reusing the MiniLM states of {len(captions)} captions in {cache}")
+        return saved["states"], saved["empty"]
+    began = time.time()
+    states = minilm_states(captions + [""])
+    empty, states = states[-1:], states[:-1].half()
+    save_file({"states": states.contiguous(), "empty": empty.contiguous()}, cache)
+    listing.write_text(json.dumps(captions, indent=0) + "\n")
+    log(logfile, f"encoded {len(captions)} captions in {time.time() - began:.0f}s")
+    return states, empty
+
+
 @torch.no_grad()
 def minilm_states(prompts: list[str], batch: int = 64) -> torch.Tensor:
     """MiniLM token states [N, 77, 384] for ``prompts``, exactly as the text-encode node makes them."""
@@ -118,7 +150,11 @@ def minilm_states(prompts: list[str], batch: int = 64) -> torch.Tensor:
 
 def train_unet(latents: torch.Tensor, spec_index: torch.Tensor, states: torch.Tensor, empty: torch.Tensor,
                args, logfile: Path, save) -> torch.nn.Module:
-    """Diffusion training on ``latents``; caption states drawn per sample from the spec's variants."""
+    """Diffusion training on ``latents``; caption states drawn per sample from the spec's captions.
+
+    ``states`` holds the same number of captions for every spec, spec-major. With ``--resume`` the
+    run continues from ``<work>/checkpoint`` when there is one (same step, optimiser, EMA and RNG).
+    """
     torch.manual_seed(args.seed + 1)
     unet = make_unet()
     if args.unet_resume:
@@ -130,20 +166,25 @@ def train_unet(latents: torch.Tensor, spec_index: torch.Tensor, states: torch.Te
     alphas = noise_sched.alphas_cumprod
     opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.01)
     gen = torch.Generator().manual_seed(args.seed + 2)
-    variants = len(ds.TEMPLATES)
+    per_spec = len(states) // (int(spec_index.max()) + 1)
+    first, before = 1, 0.0
+    checkpoint = args.work / "checkpoint"
+    if args.resume and (checkpoint / "state.json").exists():
+        done, before = load_checkpoint(checkpoint, unet, ema, opt, gen)
+        first = done + 1
+        log(logfile, f"resumed from {checkpoint} at step {done} ({before / 60:.1f} min trained before)")
     log(logfile, f"unet parameters {sum(p.numel() for p in unet.parameters()) / 1e6:.2f}M, "
-                 f"{len(latents)} latents, {len(states)} captions")
-    start = time.time()
-    for step in range(1, args.steps + 1):
-        # Cosine decay over whichever budget runs out first: steps, or wall-clock minutes.
+                 f"{len(latents)} latents, {len(states)} captions ({per_spec} per combination)")
+    start = time.time() - before
+    for step in range(first, args.steps + 1):
         progress = min(1.0, max(step / args.steps, (time.time() - start) / 60 / args.minutes))
-        lr = args.lr * min(1.0, step / 200) * 0.5 * (1 + math.cos(math.pi * progress))
+        group_lr = learning_rate(args, step, progress)
         for group in opt.param_groups:
-            group["lr"] = max(lr, args.lr * 0.02)
+            group["lr"] = group_lr
         idx = torch.randint(len(latents), (args.batch,), generator=gen)
         x0 = latents[idx]
-        cap = spec_index[idx] * variants + torch.randint(variants, (args.batch,), generator=gen)
-        context = states[cap]
+        cap = spec_index[idx] * per_spec + torch.randint(per_spec, (args.batch,), generator=gen)
+        context = states[cap].float()
         drop = torch.rand(args.batch, generator=gen) < CFG_DROP
         context = torch.where(drop[:, None, None], empty.expand_as(context), context)
         noise = torch.randn(x0.shape, generator=gen)
@@ -159,15 +200,26 @@ def train_unet(latents: torch.Tensor, spec_index: torch.Tensor, states: torch.Te
         opt.step()
         update_ema(ema, unet, min(args.ema, (1 + step) / (10 + step)))
         if step % 50 == 0:
-            rate = step / (time.time() - start)
-            log(logfile, f"unet step {step}/{args.steps} loss {loss.item():.4f} lr {lr:.2e} "
+            rate = (step - first + 1) / (time.time() - start - before)
+            log(logfile, f"unet step {step}/{args.steps} loss {loss.item():.4f} lr {group_lr:.2e} "
                          f"{rate:.2f} steps/s ({time.time() - start:.0f}s)")
         if step % args.save_every == 0 or step == args.steps or progress >= 1.0:
             save(ema, step)
+            if args.resume:
+                save_checkpoint(checkpoint, unet, ema, opt, gen, step, time.time() - start)
+                log(logfile, f"checkpoint step {step} in {checkpoint}")
         if progress >= 1.0:
             log(logfile, f"unet stopped at step {step} ({time.time() - start:.0f}s)")
             break
     return ema
+
+
+def learning_rate(args, step: int, progress: float) -> float:
+    """Warm-up over 200 steps, then cosine decay to 2% over ``progress`` (or constant with --constant-lr)."""
+    warm = min(1.0, step / 200)
+    if args.constant_lr:
+        return args.lr * warm
+    return max(args.lr * warm * 0.5 * (1 + math.cos(math.pi * progress)), args.lr * 0.02)
 
 
 @torch.no_grad()
@@ -201,6 +253,15 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=8e-4)
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--save-every", type=int, default=500)
+    p.add_argument("--resume", action="store_true",
+                   help="save the whole training state to <work>/checkpoint at every save, and continue from it "
+                        "when it exists (the same command, rerun, picks up where it stopped)")
+    p.add_argument("--constant-lr", action="store_true",
+                   help="keep the learning rate after warm-up (a run that can stop or resume at any step)")
+    p.add_argument("--language", choices=("templates", "rich"), default="templates",
+                   help="captions: the 4 dataset templates, or the rich training language of shapes/language.py")
+    p.add_argument("--captions-per-spec", type=int, default=48,
+                   help="with --language rich: seeded captions drawn per training combination")
     # One thread: on a shared machine, OpenMP threads spin at barriers while their peers are descheduled.
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
     return p.parse_args(argv)
@@ -246,8 +307,7 @@ def main(argv=None) -> None:
     log(logfile, f"latents {tuple(latents.shape)} mean {latents.mean():.3f} std {latents.std():.3f}")
     index = {spec: i for i, spec in enumerate(specs)}
     spec_index = torch.tensor([index[s] for s in sample_specs])
-    states = minilm_states(ds.all_captions(specs) + [""])
-    empty, states = states[-1:], states[:-1]
+    states, empty = caption_states(specs, args, logfile)
 
     def save(unet, step):
         save_pipeline(args.out, vae, unet)
