@@ -61,14 +61,15 @@ def rounded_levels(array: np.ndarray) -> np.ndarray:
     return cv2.addWeighted(array, 255.0, array, 0.0, 0.0, dtype=cv2.CV_8U)
 
 
-def eight_bit(array: np.ndarray) -> np.ndarray | None:
+def eight_bit(array: np.ndarray, out: np.ndarray | None = None) -> np.ndarray | None:
     """The uint8 levels of ``array`` when every value is exactly level / 255 (as 8-bit loaders make it), else None.
 
     Converted and checked in bands of rows that stay in the cache: the check writes no image-sized buffer.
+    ``out`` (uint8, ``array``'s shape; may be a view, e.g. the inside of a padded buffer) receives the levels.
     """
     if not _sample_on_grid(array):  # an image off the grid almost always shows it in a sample: no full pass
         return None
-    levels = np.empty(array.shape, np.uint8)
+    levels = np.empty(array.shape, np.uint8) if out is None else out
     rows = max(1, BAND_BYTES // max(1, array[0].nbytes))
     back = np.empty((rows,) + array.shape[1:], np.float32)
     for start in range(0, array.shape[0], rows):
@@ -81,6 +82,19 @@ def eight_bit(array: np.ndarray) -> np.ndarray | None:
 
 
 BAND_BYTES = 1 << 18
+
+
+def pad_reflect_(padded: np.ndarray, r: int) -> np.ndarray:
+    """Fill the ``r``-pixel frame of ``padded`` by mirroring its inside without repeating the edge
+    (OpenCV's BORDER_REFLECT_101), in place: ``copyMakeBorder`` without its copy of the inside."""
+    h, w = padded.shape[0] - 2 * r, padded.shape[1] - 2 * r
+    for i in range(r):
+        padded[r - 1 - i, r:r + w] = padded[r + 1 + i, r:r + w]
+        padded[r + h + i, r:r + w] = padded[r + h - 2 - i, r:r + w]
+    for i in range(r):
+        padded[:, r - 1 - i] = padded[:, r + 1 + i]
+        padded[:, r + w + i] = padded[:, r + w - 2 - i]
+    return padded
 
 
 def _sample_on_grid(array: np.ndarray, step: int = 997) -> bool:
