@@ -73,9 +73,11 @@ def _pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(image, (0, pw, 0, ph), mode=mode)
 
 
-# Images per network call: at most this many pixels (the network holds a few 32-channel float
-# copies of its input, ~0.5 KB a pixel), so a big batch does not multiply peak memory.
-BATCH_PIXELS = 1 << 22
+# Images per network call: at most this many pixels. The network holds a few 32-channel float copies
+# of its input (~0.5 KB a pixel); past a 512² image per call they no longer fit the caches, so a batch
+# of 4 512² images ran 1.13x slower in one call than one image at a time, while 128² images still
+# gain from sharing a call (bench/image_ops.py, one thread). It also keeps peak memory per image.
+BATCH_PIXELS = 1 << 17
 
 
 def stylize_builtin(images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
