@@ -9,6 +9,10 @@ patched to False) and hold both paths to the same references.
 """
 from __future__ import annotations
 
+import functools
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Sequence
+
 import cv2
 import numpy as np
 import torch
@@ -23,6 +27,33 @@ def opencv_threads() -> None:
     wanted = torch.get_num_threads()
     if cv2.getNumThreads() != wanted:
         cv2.setNumThreads(wanted)
+
+
+def run_jobs(fn: Callable, jobs: Sequence) -> None:
+    """``fn(job)`` for every job, torch kept to one thread inside: at one torch thread (or one job) in this thread,
+    else on that many Python threads taking jobs in turn, so a thread a busy machine holds up delays one job
+    (torch's static split of one op over its OpenMP threads waits for it: 10-50x slower on two shared cores)."""
+    threads = torch.get_num_threads()
+    if threads == 1:
+        for job in jobs:
+            fn(job)
+        return
+    torch.set_num_threads(1)  # process-wide: the ops here run one at a time
+    try:
+        if len(jobs) < 2:
+            for job in jobs:
+                fn(job)
+        else:
+            for _ in _pool(threads).map(fn, jobs):
+                pass
+    finally:
+        torch.set_num_threads(threads)
+
+
+@functools.lru_cache(maxsize=4)
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """A pool of ``threads`` worker threads, kept (idle workers wait on a queue, they do not spin)."""
+    return ThreadPoolExecutor(threads, thread_name_prefix="imagetune-cpu")
 
 
 def hwc_arrays(image: torch.Tensor) -> list[np.ndarray]:
