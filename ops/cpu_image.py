@@ -44,10 +44,20 @@ def run_jobs(fn: Callable, jobs: Sequence) -> None:
             for job in jobs:
                 fn(job)
         else:
-            for _ in _pool(threads).map(fn, jobs):
+            for _ in _pool(threads).map(_in_callers_mode(fn), jobs):
                 pass
     finally:
         torch.set_num_threads(threads)
+
+
+def _in_callers_mode(fn: Callable) -> Callable:
+    """``fn`` run under this thread's inference and gradient modes, which are per thread in torch."""
+    inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
+
+    def run(job):
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            return fn(job)
+    return run
 
 
 @functools.lru_cache(maxsize=4)

@@ -207,13 +207,14 @@ def test_resize_matches_pil_across_many_blocks(method, pil, size):
 @pytest.mark.parametrize("size", [(300, 250), (61, 45), (131, 97), (97, 40)])
 def test_cpu_resize_in_stripes_matches_pil(size, threads):
     """The CPU path (float32 IMAGE layout, a batch, stripes of many blocks shared out over ``threads`` threads,
-    one axis left alone in (131, 97)) is PIL's float resize of every channel."""
+    one axis left alone in (131, 97)), inside inference mode, is PIL's float resize of every channel."""
     planes = np.random.default_rng(3).random((2, 97, 131, 3), dtype=np.float32)
     image = torch.from_numpy(planes).movedim(-1, 1)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        got = resize(image, size[1], size[0], "lanczos").movedim(1, -1).numpy()
+        with torch.inference_mode():  # as the runtime runs nodes: the worker threads must write its tensors too
+            got = resize(image, size[1], size[0], "lanczos").movedim(1, -1).numpy()
     finally:
         torch.set_num_threads(before)
     assert torch.get_num_threads() == before
