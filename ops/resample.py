@@ -93,7 +93,7 @@ def resize(image: torch.Tensor, height: int, width: int, method: str = "lanczos"
         out = F.interpolate(image.to(compute), size=(height, width), mode=method, antialias=True, align_corners=False)
         return out.to(image.dtype)
     if cpu.use_library(image):
-        return _resize_each(image, height, width, method)
+        return _resize_stripes(image, height, width, method)
     return _resize_banded(image.to(compute), height, width, method).to(image.dtype)
 
 
@@ -109,7 +109,7 @@ def _resize_banded(image: torch.Tensor, height: int, width: int, method: str) ->
     return out.contiguous()
 
 
-def _resize_each(image: torch.Tensor, height: int, width: int, method: str) -> torch.Tensor:
+def _resize_stripes(image: torch.Tensor, height: int, width: int, method: str) -> torch.Tensor:
     """``_resize_banded`` on CPU images in stripes of output rows (a stripe's intermediate stays in the cache), each
     written straight into a [B,H,W,C] output, returned as its [B,C,H,W] view (``to_bhwc`` is free). The stripes
     are shared out by ``cpu.run_jobs``: torch's static split of one product over its threads waits for a thread
@@ -125,14 +125,16 @@ def _resize_each(image: torch.Tensor, height: int, width: int, method: str) -> t
     def stripe(job: tuple[int, tuple[Block, ...]]) -> None:
         index, blocks = job
         top, bottom = blocks[0].out_start, blocks[-1].out_stop
-        lo = min(b.in_start for b in blocks)
-        hi = max(b.in_start + (b.weight.shape[1] if b.weight is not None else b.out_stop - b.out_start) for b in blocks)
+        lo = min(block.in_start for block in blocks)
+        hi = max(block.in_start + (block.out_stop - block.out_start if block.weight is None else block.weight.shape[1])
+                 for block in blocks)
         part = image[index:index + 1, :, lo:hi].contiguous()
         if cols_first:
             part = apply_blocks(cols, part, -1)
         if blocks[0].weight is not None:
-            part = apply_blocks(tuple(b._replace(out_start=b.out_start - top, out_stop=b.out_stop - top, in_start=b.in_start - lo)
-                                      for b in blocks), part, -2)
+            local = tuple(block._replace(out_start=block.out_start - top, out_stop=block.out_stop - top,
+                                         in_start=block.in_start - lo) for block in blocks)
+            part = apply_blocks(local, part, -2)
         if cols is not None and not cols_first:
             part = apply_blocks(cols, part, -1)
         out[index, top:bottom].copy_(part[0].movedim(0, -1))
@@ -148,7 +150,7 @@ STRIPE_PIXELS = 1 << 17
 
 
 def _plain_rows(size: int) -> tuple[Block, ...]:
-    """Rows taken as they are (an axis that is not resized), as weightless blocks of 32 rows."""
+    """Rows taken as they are (an axis that is not resized): blocks of 32 rows with no weight (``None``)."""
     return tuple(Block(start, min(size, start + 32), start, None) for start in range(0, size, 32))
 
 
