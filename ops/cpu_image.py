@@ -9,6 +9,10 @@ patched to False) and hold both paths to the same references.
 """
 from __future__ import annotations
 
+import functools
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Sequence
+
 import cv2
 import numpy as np
 import torch
@@ -23,6 +27,43 @@ def opencv_threads() -> None:
     wanted = torch.get_num_threads()
     if cv2.getNumThreads() != wanted:
         cv2.setNumThreads(wanted)
+
+
+def run_jobs(fn: Callable, jobs: Sequence) -> None:
+    """``fn(job)`` for every job, torch kept to one thread inside: at one torch thread (or one job) in this thread,
+    else on that many Python threads taking jobs in turn, so a thread a busy machine holds up delays one job
+    (torch's static split of one op over its OpenMP threads waits for it: 10-50x slower on two shared cores)."""
+    threads = torch.get_num_threads()
+    if threads == 1:
+        for job in jobs:
+            fn(job)
+        return
+    torch.set_num_threads(1)  # process-wide: the ops here run one at a time
+    try:
+        if len(jobs) < 2:
+            for job in jobs:
+                fn(job)
+        else:
+            for _ in _pool(threads).map(_in_callers_mode(fn), jobs):
+                pass
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _in_callers_mode(fn: Callable) -> Callable:
+    """``fn`` run under this thread's inference and gradient modes, which are per thread in torch."""
+    inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
+
+    def run(job):
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            return fn(job)
+    return run
+
+
+@functools.lru_cache(maxsize=4)
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """A pool of ``threads`` worker threads, kept (idle workers wait on a queue, they do not spin)."""
+    return ThreadPoolExecutor(threads, thread_name_prefix="imagetune-cpu")
 
 
 def hwc_arrays(image: torch.Tensor) -> list[np.ndarray]:
@@ -61,14 +102,15 @@ def rounded_levels(array: np.ndarray) -> np.ndarray:
     return cv2.addWeighted(array, 255.0, array, 0.0, 0.0, dtype=cv2.CV_8U)
 
 
-def eight_bit(array: np.ndarray) -> np.ndarray | None:
+def eight_bit(array: np.ndarray, out: np.ndarray | None = None) -> np.ndarray | None:
     """The uint8 levels of ``array`` when every value is exactly level / 255 (as 8-bit loaders make it), else None.
 
     Converted and checked in bands of rows that stay in the cache: the check writes no image-sized buffer.
+    ``out`` (uint8, ``array``'s shape; may be a view, e.g. the inside of a padded buffer) receives the levels.
     """
     if not _sample_on_grid(array):  # an image off the grid almost always shows it in a sample: no full pass
         return None
-    levels = np.empty(array.shape, np.uint8)
+    levels = np.empty(array.shape, np.uint8) if out is None else out
     rows = max(1, BAND_BYTES // max(1, array[0].nbytes))
     back = np.empty((rows,) + array.shape[1:], np.float32)
     for start in range(0, array.shape[0], rows):
@@ -81,6 +123,19 @@ def eight_bit(array: np.ndarray) -> np.ndarray | None:
 
 
 BAND_BYTES = 1 << 18
+
+
+def pad_reflect_(padded: np.ndarray, r: int) -> np.ndarray:
+    """Fill the ``r``-pixel frame of ``padded`` by mirroring its inside without repeating the edge
+    (OpenCV's BORDER_REFLECT_101), in place: ``copyMakeBorder`` without its copy of the inside."""
+    h, w = padded.shape[0] - 2 * r, padded.shape[1] - 2 * r
+    for i in range(r):
+        padded[r - 1 - i, r:r + w] = padded[r + 1 + i, r:r + w]
+        padded[r + h + i, r:r + w] = padded[r + h - 2 - i, r:r + w]
+    for i in range(r):
+        padded[:, r - 1 - i] = padded[:, r + 1 + i]
+        padded[:, r + w + i] = padded[:, r + w - 2 - i]
+    return padded
 
 
 def _sample_on_grid(array: np.ndarray, step: int = 997) -> bool:

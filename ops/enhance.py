@@ -333,21 +333,20 @@ def _denoise_cpu(image: torch.Tensor, method: str, strength: float, size: int) -
 def _median_cpu(src: np.ndarray, size: int, border: int, dst: np.ndarray) -> None:
     """Median of ``size`` x ``size`` windows: OpenCV on 8-bit levels (exact: a median is one of its values) or on
     float32 up to 5x5; scipy beyond (OpenCV's float median stops at 5x5). Borders as ``border``."""
-    levels = cpu.eight_bit(src)
-    if levels is None and size > 5:
-        import scipy.ndimage
-
-        mode = "mirror" if border == cv2.BORDER_REFLECT_101 else "nearest"
-        scipy.ndimage.median_filter(src, size=(size, size, 1)[:src.ndim], mode=mode, output=dst)
-        return
     r = size // 2
-    # medianBlur always repeats the edge: mirror by hand first where the border asks for it
-    values = src if levels is None else levels
-    padded = cv2.copyMakeBorder(values, r, r, r, r, border) if border != cv2.BORDER_REPLICATE else values
-    median = cv2.medianBlur(padded, size)
-    if padded is not values:
-        median = median[r:-r, r:-r]
+    mirror = r > 0 and border != cv2.BORDER_REPLICATE  # medianBlur always repeats the edge: mirror by hand where asked
+    # the 8-bit check writes its levels straight inside the padded buffer the median reads (no padding copy)
+    padded = np.empty((src.shape[0] + 2 * r, src.shape[1] + 2 * r) + src.shape[2:], np.uint8) if mirror else None
+    levels = cpu.eight_bit(src, out=padded[r:-r, r:-r] if mirror else None)
     if levels is None:
-        np.copyto(dst, median)
-    else:
-        cv2.LUT(median, cpu.LEVELS, dst=dst)
+        if size > 5:
+            import scipy.ndimage
+
+            mode = "mirror" if border == cv2.BORDER_REFLECT_101 else "nearest"
+            scipy.ndimage.median_filter(src, size=(size, size, 1)[:src.ndim], mode=mode, output=dst)
+        else:
+            median = cv2.medianBlur(cv2.copyMakeBorder(src, r, r, r, r, border), size)[r:-r, r:-r] if mirror else cv2.medianBlur(src, size)
+            np.copyto(dst, median)
+        return
+    median = cv2.medianBlur(cpu.pad_reflect_(padded, r), size)[r:-r, r:-r] if mirror else cv2.medianBlur(levels, size)
+    cv2.LUT(median, cpu.LEVELS, dst=dst)

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from . import cpu_image as cpu
 from .choices import NUM_STYLES, STYLE_NAMES  # noqa: F401  (STYLE_NAMES: declared torch-free for the node)
 from .resample import resize
 
@@ -73,23 +74,38 @@ def _pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(image, (0, pw, 0, ph), mode=mode)
 
 
-# Images per network call: at most this many pixels (the network holds a few 32-channel float
-# copies of its input, ~0.5 KB a pixel), so a big batch does not multiply peak memory.
-BATCH_PIXELS = 1 << 22
+# Images per network call: at most this many pixels. The network holds a few 32-channel float copies
+# of its input (~0.5 KB a pixel); past a 512² image per call they no longer fit the caches, so a batch
+# of 4 512² images ran 1.13x slower in one call than one image at a time, while 128² images still
+# gain from sharing a call (bench/image_ops.py, one thread). It also keeps peak memory per image.
+BATCH_PIXELS = 1 << 17
 
 
 def stylize_builtin(images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """[B,3,H,W] RGB 0..1 -> the 26-style network's output with the given style weights, same shape/device/dtype.
 
-    Runs on the images' device, several images per call.
+    Runs on the images' device, several small images per call; on the CPU, calls of a batch share torch's
+    threads out one call each (``cpu.run_jobs``), as torch's own split of one convolution waits for a thread
+    that a busy machine holds up.
     """
     h, w = images.shape[-2:]
     # channels-last runs the convolutions without layout conversions (1.4x faster end to end on one CPU thread)
     padded = _pad_to_multiple(images.to(_dtype(images)), 4).contiguous(memory_format=torch.channels_last)
     per_call = max(1, BATCH_PIXELS // (padded.shape[-2] * padded.shape[-1]))
     weights = torch.as_tensor(weights)
-    out = torch.cat([_run("multistyle26", images, chunk, weights) for chunk in padded.split(per_call)])
-    return out[..., :h, :w].to(images.dtype)
+    chunks = padded.split(per_call)
+    model("multistyle26", str(images.device), _dtype(images))  # loaded once, before any worker thread asks
+    outs: list = [None] * len(chunks)
+
+    def stylize(index: int) -> None:
+        outs[index] = _run("multistyle26", images, chunks[index], weights)
+
+    if images.device.type == "cpu" and len(chunks) > 1:
+        cpu.run_jobs(stylize, range(len(chunks)))
+    else:
+        for index in range(len(chunks)):
+            stylize(index)
+    return torch.cat(outs)[..., :h, :w].to(images.dtype)
 
 
 def _centre_square(image: torch.Tensor) -> torch.Tensor:

@@ -203,6 +203,26 @@ def test_resize_matches_pil_across_many_blocks(method, pil, size):
     assert np.abs(got - expected).max() < 1e-5
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("size", [(300, 250), (61, 45), (131, 97), (97, 40)])
+def test_cpu_resize_in_stripes_matches_pil(size, threads):
+    """The CPU path (float32 IMAGE layout, a batch, stripes of many blocks shared out over ``threads`` threads,
+    one axis left alone in (131, 97)), inside inference mode, is PIL's float resize of every channel."""
+    planes = np.random.default_rng(3).random((2, 97, 131, 3), dtype=np.float32)
+    image = torch.from_numpy(planes).movedim(-1, 1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():  # as the runtime runs nodes: the worker threads must write its tensors too
+            got = resize(image, size[1], size[0], "lanczos").movedim(1, -1).numpy()
+    finally:
+        torch.set_num_threads(before)
+    assert torch.get_num_threads() == before
+    expected = np.stack([np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(p[..., c]), "F").resize(size, Image.LANCZOS))
+                                   for c in range(3)], -1) for p in planes])
+    assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-5
+
+
 def test_comfy_core_names_match_comfyui():
     registry = default_registry()
     titles = {"LoadImage": "Load Image", "SaveImage": "Save Image", "PreviewImage": "Preview Image",

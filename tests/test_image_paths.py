@@ -71,3 +71,28 @@ def test_library_path_writes_an_image_tensor_without_copies_of_its_own():
     image = torch.rand(1, 20, 24, 3).movedim(-1, 1)
     out = denoise(image, "gaussian", radius=2)
     assert out.movedim(1, -1).is_contiguous()
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 2, 2), (1, 1, 3, 9), (1, 3, 5, 6), (1, 4, 7, 3)])
+def test_median_paths_agree_on_small_images(shape, monkeypatch):
+    """Images no wider than the window (edges repeated) and just wider (edges mirrored), on and off the grid."""
+    for image in grid_and_float(3, shape):
+        for radius in (1, 2):
+            library = denoise(image, "median", radius=radius)
+            with monkeypatch.context() as m:
+                m.setattr(cpu_image, "use_library", lambda x: False)
+                reference = denoise(image, "median", radius=radius)
+            assert torch.equal(library, reference), (shape, radius)
+
+
+@pytest.mark.parametrize("shape", [(4, 4, 3), (5, 9), (12, 7, 4)])
+@pytest.mark.parametrize("r", [1, 2, 3])
+def test_pad_reflect_is_opencvs_reflect_101(shape, r):
+    """The in-place frame the median's 8-bit buffer gets equals copyMakeBorder's BORDER_REFLECT_101."""
+    import cv2
+    import numpy as np
+
+    inside = np.random.default_rng(r).integers(0, 256, shape).astype(np.uint8)
+    padded = np.zeros((shape[0] + 2 * r, shape[1] + 2 * r) + shape[2:], np.uint8)
+    padded[r:-r, r:-r] = inside
+    assert np.array_equal(cpu_image.pad_reflect_(padded, r), cv2.copyMakeBorder(inside, r, r, r, r, cv2.BORDER_REFLECT_101))

@@ -90,6 +90,13 @@ def test_multistyle26_in_torch_equals_onnxruntime_odd_sizes_and_batch(h, w, monk
     assert out.shape == image.shape and out.dtype == torch.float32
     monkeypatch.setattr(N, "BATCH_PIXELS", 1)  # one image per network call gives the same result
     assert torch.allclose(N.stylize_builtin(image, weights), out, atol=1e-5)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the calls shared out over two threads, inside inference mode as the runtime runs nodes
+    try:
+        with torch.inference_mode():
+            assert torch.allclose(N.stylize_builtin(image, weights), out, atol=1e-5)
+    finally:
+        torch.set_num_threads(before)
     session = ort_session("multistyle26")
     for b in range(2):
         padded = N._pad_to_multiple(image[b:b + 1], 4)  # the network needs sides a multiple of 4
