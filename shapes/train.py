@@ -21,6 +21,7 @@ import copy
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 
 from . import dataset as ds
 from . import language
+from . import scene as scene_mod
 from .checkpoint import load_checkpoint, save_checkpoint
 from .model import make_scheduler, make_unet, make_vae, save_pipeline
 
@@ -50,7 +52,7 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 def train_vae(images: torch.Tensor, steps: int, batch: int, seed: int, logfile: Path, vae=None,
-              sample_latents: bool = False):
+              sample_latents: bool = False, lr: float = 1e-3):
     """Fit the autoencoder (or keep fitting ``vae``) to reconstruct ``images``.
 
     The decoder reads the posterior mean, as the UNet's training latents are means too: with
@@ -60,13 +62,12 @@ def train_vae(images: torch.Tensor, steps: int, batch: int, seed: int, logfile: 
     torch.manual_seed(seed)
     vae = vae if vae is not None else make_vae()
     vae.train()
-    opt = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(seed)
     start = time.time()
     for step in range(1, steps + 1):
-        lr = 1e-3 * min(1.0, step / 100) * (0.1 + 0.9 * (1 - step / steps))
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * min(1.0, step / 100) * (0.1 + 0.9 * (1 - step / steps))
         x = images[torch.randint(len(images), (batch,), generator=gen)]
         posterior = vae.encode(x).latent_dist
         latent = posterior.sample(generator=gen) if sample_latents else posterior.mean
@@ -117,22 +118,48 @@ def training_captions(specs: list[ds.ShapeSpec], args) -> list[str]:
     return [language.describe(spec, rng) for spec in specs for _ in range(args.captions_per_spec)]
 
 
-def caption_states(specs: list[ds.ShapeSpec], args, logfile: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """(MiniLM states of the training captions as float16, float32 state of the empty prompt), cached in --work."""
+def scene_data(args) -> tuple[np.ndarray, list[list[str]]]:
+    """``--scenes`` seeded renders of the two-object world's training scenes, and the captions of each.
+
+    Pairs, positions and counts in equal shares, plus one single object in ten; each render is
+    captioned in the generator's canonical words with everything named (half the draws), without
+    the background, without the colours, or without both, so that a prompt which leaves them out
+    still asks for something the model knows.
+    """
+    rng = np.random.default_rng([args.seed, 11])
+    kinds = ("pair", "position", "count")
+    images, captions = [], []
+    for i in range(args.scenes):
+        if i % 10 == 9:
+            scene = scene_mod.single(ds.training_specs()[int(rng.integers(len(ds.training_specs())))])
+        else:
+            scene = scene_mod.random_scene(rng, kinds[i % 3])
+        images.append(np.asarray(scene_mod.render(scene, IMAGE_SIZE, rng)))
+        captions.append([scene_mod.canonical_text(variant) for variant in scene_mod.omissions(scene)])
+    return (np.stack(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)), captions
+
+
+def caption_states(captions: list[str], args, logfile: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(MiniLM states of the distinct captions as float16, float32 empty-prompt state, index of each caption).
+
+    Cached in --work, keyed by the list of distinct captions.
+    """
     from safetensors.torch import load_file, save_file
-    captions = training_captions(specs, args)
+    distinct = list(dict.fromkeys(captions))
+    position = {text: i for i, text in enumerate(distinct)}
+    index = torch.tensor([position[text] for text in captions])
     listing, cache = args.work / "captions.json", args.work / "caption_states.safetensors"
-    if cache.exists() and listing.exists() and json.loads(listing.read_text()) == captions:
+    if cache.exists() and listing.exists() and json.loads(listing.read_text()) == distinct:
         saved = load_file(cache)
-        log(logfile, f"reusing the MiniLM states of {len(captions)} captions in {cache}")
-        return saved["states"], saved["empty"]
+        log(logfile, f"reusing the MiniLM states of {len(distinct)} captions in {cache}")
+        return saved["states"], saved["empty"], index
     began = time.time()
-    states = minilm_states(captions + [""])
+    states = minilm_states(distinct + [""])
     empty, states = states[-1:], states[:-1].half()
     save_file({"states": states.contiguous(), "empty": empty.contiguous()}, cache)
-    listing.write_text(json.dumps(captions, indent=0) + "\n")
-    log(logfile, f"encoded {len(captions)} captions in {time.time() - began:.0f}s")
-    return states, empty
+    listing.write_text(json.dumps(distinct, indent=0) + "\n")
+    log(logfile, f"encoded {len(distinct)} distinct captions in {time.time() - began:.0f}s")
+    return states, empty, index
 
 
 @torch.no_grad()
@@ -148,12 +175,35 @@ def minilm_states(prompts: list[str], batch: int = 64) -> torch.Tensor:
                       for i in range(0, len(prompts), batch)])
 
 
-def train_unet(latents: torch.Tensor, spec_index: torch.Tensor, states: torch.Tensor, empty: torch.Tensor,
-               args, logfile: Path, save) -> torch.nn.Module:
-    """Diffusion training on ``latents``; caption states drawn per sample from the spec's captions.
+@dataclass(frozen=True)
+class CaptionGroups:
+    """Which captions each training sample may take: sample -> group, group -> a run of caption indices."""
 
-    ``states`` holds the same number of captions for every spec, spec-major. With ``--resume`` the
-    run continues from ``<work>/checkpoint`` when there is one (same step, optimiser, EMA and RNG).
+    sample_group: torch.Tensor  # [N] group of each latent
+    start: torch.Tensor         # [G] first caption of each group
+    length: torch.Tensor        # [G] how many captions it has
+    index: torch.Tensor         # [C] row in the distinct-caption states of each caption
+
+    @classmethod
+    def from_lists(cls, sample_group: list[int], captions: list[list[str]], states_index: torch.Tensor):
+        """Groups of the given caption lists, in order; ``states_index`` maps their flattened captions to states."""
+        lengths = torch.tensor([len(c) for c in captions])
+        start = torch.cumsum(lengths, 0) - lengths
+        return cls(torch.tensor(sample_group), start, lengths, states_index)
+
+    def draw(self, samples: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """One caption (its states row) per sample, uniformly from the sample's group."""
+        group = self.sample_group[samples]
+        pick = (torch.rand(len(samples), generator=gen) * self.length[group]).long()
+        return self.index[self.start[group] + pick]
+
+
+def train_unet(latents: torch.Tensor, groups: CaptionGroups, states: torch.Tensor, empty: torch.Tensor,
+               args, logfile: Path, save) -> torch.nn.Module:
+    """Diffusion training on ``latents``; each sample's caption state drawn from its group's captions.
+
+    With ``--resume`` the run continues from ``<work>/checkpoint`` when there is one (same step,
+    optimiser, EMA and RNG).
     """
     torch.manual_seed(args.seed + 1)
     unet = make_unet()
@@ -166,7 +216,6 @@ def train_unet(latents: torch.Tensor, spec_index: torch.Tensor, states: torch.Te
     alphas = noise_sched.alphas_cumprod
     opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.01)
     gen = torch.Generator().manual_seed(args.seed + 2)
-    per_spec = len(states) // (int(spec_index.max()) + 1)
     first, before = 1, 0.0
     checkpoint = args.work / "checkpoint"
     if args.resume and (checkpoint / "state.json").exists():
@@ -174,7 +223,7 @@ def train_unet(latents: torch.Tensor, spec_index: torch.Tensor, states: torch.Te
         first = done + 1
         log(logfile, f"resumed from {checkpoint} at step {done} ({before / 60:.1f} min trained before)")
     log(logfile, f"unet parameters {sum(p.numel() for p in unet.parameters()) / 1e6:.2f}M, "
-                 f"{len(latents)} latents, {len(states)} captions ({per_spec} per combination)")
+                 f"{len(latents)} latents, {len(groups.index)} captions ({len(states)} distinct)")
     start = time.time() - before
     for step in range(first, args.steps + 1):
         progress = min(1.0, max(step / args.steps, (time.time() - start) / 60 / args.minutes))
@@ -183,8 +232,7 @@ def train_unet(latents: torch.Tensor, spec_index: torch.Tensor, states: torch.Te
             group["lr"] = group_lr
         idx = torch.randint(len(latents), (args.batch,), generator=gen)
         x0 = latents[idx]
-        cap = spec_index[idx] * per_spec + torch.randint(per_spec, (args.batch,), generator=gen)
-        context = states[cap].float()
+        context = states[groups.draw(idx, gen)].float()
         drop = torch.rand(args.batch, generator=gen) < CFG_DROP
         context = torch.where(drop[:, None, None], empty.expand_as(context), context)
         noise = torch.randn(x0.shape, generator=gen)
@@ -243,6 +291,9 @@ def parse_args(argv=None):
                    help="decode posterior samples instead of means (how the shipped VAE's first 600 steps ran)")
     p.add_argument("--decoder-steps", type=int, default=0,
                    help="instead of training: fine-tune the decoder of the VAE in --out for this many steps")
+    p.add_argument("--vae-finetune-steps", type=int, default=0,
+                   help="instead of training: fine-tune the whole VAE in --out (encoder and decoder, scale kept)")
+    p.add_argument("--vae-lr", type=float, default=3e-4, help="peak learning rate of --vae-finetune-steps")
     p.add_argument("--unet-resume", action="store_true",
                    help="keep training the pipeline in --out: its UNet (the saved EMA weights, fresh optimiser "
                         "and schedule) on latents from its own VAE, which is saved back unchanged")
@@ -262,6 +313,8 @@ def parse_args(argv=None):
                    help="captions: the 4 dataset templates, or the rich training language of shapes/language.py")
     p.add_argument("--captions-per-spec", type=int, default=48,
                    help="with --language rich: seeded captions drawn per training combination")
+    p.add_argument("--scenes", type=int, default=0,
+                   help="add this many renders of the two-object world (pairs, positions, counts; shapes/scene.py)")
     # One thread: on a shared machine, OpenMP threads spin at barriers while their peers are descheduled.
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
     return p.parse_args(argv)
@@ -277,14 +330,19 @@ def main(argv=None) -> None:
     began = time.time()
     specs = ds.training_specs()
     images, _, sample_specs = ds.make_dataset(len(specs) * args.renders, args.seed, IMAGE_SIZE)
-    pixels = to_tensor(images)
+    scene_images, scene_captions = scene_data(args)
+    pixels = to_tensor(np.concatenate([images, scene_images]))
     vae_path = args.work / "vae"
-    if args.decoder_steps:
+    if args.decoder_steps or args.vae_finetune_steps:
         from diffusers import AutoencoderKL
         vae = AutoencoderKL.from_pretrained(args.out / "vae")
-        vae = finetune_decoder(vae, pixels, args.decoder_steps, args.vae_batch, args.seed + 3, logfile)
+        if args.decoder_steps:
+            vae = finetune_decoder(vae, pixels, args.decoder_steps, args.vae_batch, args.seed + 3, logfile)
+        else:  # encoder too, gently: the UNet resumed on its latents has to follow the shift
+            vae = train_vae(pixels, args.vae_finetune_steps, args.vae_batch, args.seed + 3, logfile, vae,
+                            lr=args.vae_lr)
         vae.save_pretrained(args.out / "vae")
-        log(logfile, f"decoder fine-tuned in {(time.time() - began) / 60:.1f} min, saved to {args.out / 'vae'}")
+        log(logfile, f"autoencoder fine-tuned in {(time.time() - began) / 60:.1f} min, saved to {args.out / 'vae'}")
         return
     vae = None
     if args.unet_resume:
@@ -306,8 +364,17 @@ def main(argv=None) -> None:
     vae.register_to_config(scaling_factor=scale)
     log(logfile, f"latents {tuple(latents.shape)} mean {latents.mean():.3f} std {latents.std():.3f}")
     index = {spec: i for i, spec in enumerate(specs)}
-    spec_index = torch.tensor([index[s] for s in sample_specs])
-    states, empty = caption_states(specs, args, logfile)
+    per_spec = training_captions(specs, args)
+    width = len(per_spec) // len(specs)
+    caption_lists = [per_spec[i * width:(i + 1) * width] for i in range(len(specs))]
+    sample_group = [index[s] for s in sample_specs]
+    if args.scenes:
+        sample_group += range(len(caption_lists), len(caption_lists) + len(scene_captions))
+        caption_lists += scene_captions
+        log(logfile, f"{len(scene_images)} renders of the two-object world")
+    flat = [text for texts in caption_lists for text in texts]
+    states, empty, states_index = caption_states(flat, args, logfile)
+    groups = CaptionGroups.from_lists(sample_group, caption_lists, states_index)
 
     def save(unet, step):
         save_pipeline(args.out, vae, unet)
@@ -316,7 +383,7 @@ def main(argv=None) -> None:
         (args.out / "training.json").write_text(json.dumps(meta, indent=2) + "\n")
         log(logfile, f"saved step {step} to {args.out}")
 
-    train_unet(latents * scale, spec_index, states, empty, args, logfile, save)
+    train_unet(latents * scale, groups, states, empty, args, logfile, save)
     log(logfile, f"done in {(time.time() - began) / 60:.1f} min")
 
 
