@@ -9,7 +9,10 @@ patched to False) and hold both paths to the same references.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
@@ -46,6 +49,45 @@ def run_jobs(fn: Callable, jobs: Sequence) -> None:
         else:
             for _ in _pool(threads).map(_in_callers_mode(fn), jobs):
                 pass
+    finally:
+        torch.set_num_threads(threads)
+
+
+def share_out(pieces: Sequence[Callable], threads: int) -> list:
+    """The pieces' results, computed on this thread and up to ``threads - 1`` pool threads (with torch kept to one
+    thread meanwhile: ``one_thread``). Each thread takes the next piece nobody has started, so a thread a busy
+    machine holds up delays at most the piece it holds (OpenMP's split of one op waits for every thread)."""
+    results, errors = [None] * len(pieces), [None] * len(pieces)
+    done = [threading.Event() for _ in pieces]
+    claims = itertools.count()  # next() on it is atomic: each index is handed out once
+
+    def work():
+        while (index := next(claims)) < len(pieces):
+            try:
+                results[index] = pieces[index]()
+            except BaseException as exc:  # re-raised in the calling thread
+                errors[index] = exc
+            finally:
+                done[index].set()
+
+    for _ in range(min(len(pieces), threads) - 1):
+        _pool(threads).submit(_in_callers_mode(lambda _: work()), None)
+    work()
+    for event in done:  # every piece is claimed now: wait only for those still running on a helper
+        event.wait()
+    for exc in errors:
+        if exc is not None:
+            raise exc
+    return results
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Torch at one thread inside (process-wide); yields the count it had, the threads ``share_out`` may use."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield threads
     finally:
         torch.set_num_threads(threads)
 
