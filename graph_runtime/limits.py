@@ -21,7 +21,7 @@ MAX_NAME_CHARS = 1_000      # one object key: node ids, input names
 MAX_INT_DIGITS = 30         # one integer (a 64-bit seed has 20 digits)
 MAX_LISTED = 50             # problems (or cycle members, dependent outputs) spelled out in one message
 
-INT_BOUND = 10 ** MAX_INT_DIGITS  # integers lie strictly between -INT_BOUND and INT_BOUND
+_INT_BOUND = 10 ** MAX_INT_DIGITS
 
 
 class OversizedNumber:
@@ -89,7 +89,7 @@ def _name(value: Any, fallback: str = "?") -> str:
     """A node id or key as text; a non-text one only when small (``str`` of a huge int raises)."""
     if isinstance(value, str):
         return value
-    if isinstance(value, int) and -INT_BOUND < value < INT_BOUND:
+    if isinstance(value, int) and -_INT_BOUND < value < _INT_BOUND:
         return str(value)
     return fallback
 
@@ -125,7 +125,7 @@ def bound_problems(data: Any) -> list[tuple[Where, str]]:
                 stack.append((item, depth + 1, places.child(where, key, item)))
         elif isinstance(value, OversizedNumber):
             problems.append((where, f"a number with {value.digits:,} digits, more than {MAX_INT_DIGITS}"))
-        elif isinstance(value, int) and not isinstance(value, bool) and not -INT_BOUND < value < INT_BOUND:
+        elif isinstance(value, int) and not isinstance(value, bool) and not -_INT_BOUND < value < _INT_BOUND:
             problems.append((where, f"an integer of more than {MAX_INT_DIGITS} digits"))
     return problems
 
@@ -163,7 +163,7 @@ def copy_plain_at(value: Any, depth: int) -> Any:
         out, items = [None] * len(value), enumerate(value)
     elif kind is str and len(value) <= MAX_STRING_CHARS and (value.isascii() or is_unicode(value)):
         return value
-    elif (kind is int and -INT_BOUND < value < INT_BOUND) or kind in _OTHER_SCALARS:
+    elif (kind is int and -_INT_BOUND < value < _INT_BOUND) or kind in _OTHER_SCALARS:
         return value
     else:
         raise NotPlain
@@ -178,7 +178,7 @@ def copy_plain_at(value: Any, depth: int) -> Any:
             if len(item) > MAX_STRING_CHARS or not (item.isascii() or is_unicode(item)):
                 raise NotPlain
         elif inner is int:
-            if not -INT_BOUND < item < INT_BOUND:
+            if not -_INT_BOUND < item < _INT_BOUND:
                 raise NotPlain
         elif inner is list and len(item) == 2 and _is_plain_link(item) and depth + 1 < MAX_DEPTH:
             item = [item[0], item[1]]  # a link, the commonest list: copied without the recursion
@@ -192,7 +192,7 @@ def _is_plain_link(pair: list) -> bool:
     """True for ``[id: str, slot: int]`` within the limits."""
     node_id, slot = pair
     return (type(node_id) is str and type(slot) is int and len(node_id) <= MAX_STRING_CHARS
-            and (node_id.isascii() or is_unicode(node_id)) and -INT_BOUND < slot < INT_BOUND)
+            and (node_id.isascii() or is_unicode(node_id)) and -_INT_BOUND < slot < _INT_BOUND)
 
 
 _OTHER_SCALARS = frozenset({float, bool, type(None)})
