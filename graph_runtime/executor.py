@@ -10,6 +10,7 @@ from typing import Any, Callable
 from .context import ExecutionContext
 from .errors import (ExecutionInterrupted, NodeExecutionError, NodeInputError,
                      ValidationError)
+from .accept import accept
 from .plan_cache import PlanCache
 from .spec import Node
 from .validate import Plan, recheck_nodes, validate
@@ -123,6 +124,8 @@ class Runtime:
             plan, changed = self.plans.lookup(workflow)
             if plan is not None and not changed:  # validated before: no need to walk it again
                 return plan.workflow, plan, None
+            if plan is None and (quick := accept(workflow, self.registry)) is not None:
+                return quick.workflow, self.plans.remember(quick), None  # valid: copied and checked in one walk
         data = read_source(workflow)  # a copy within the limits of untrusted workflows
         api = as_api_format(data, self.registry)
         # a UI file's conversion is new data: validate() checks its limits, reporting per node

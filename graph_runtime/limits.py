@@ -111,7 +111,7 @@ def bound_problems(data: Any) -> list[tuple[Where, str]]:
         if isinstance(value, str):
             if len(value) > MAX_STRING_CHARS:
                 problems.append((where, f"text of {len(value):,} characters, more than {MAX_STRING_CHARS:,}"))
-            elif not _is_unicode(value):
+            elif not is_unicode(value):
                 problems.append((where, "text with a lone surrogate (\\ud800-\\udfff), which is not Unicode"))
         elif isinstance(value, (dict, list, tuple)):
             if depth >= MAX_DEPTH:
@@ -140,49 +140,50 @@ def plain_copy(data: Any) -> Any:
     little more than checking, and gives the caller data no one else can change.
     """
     try:
-        return _copy_plain(data, 0)
-    except _NotPlain:
+        return copy_plain_at(data, 0)
+    except NotPlain:
         return NOT_PLAIN
 
 
 NOT_PLAIN = object()
 
 
-class _NotPlain(Exception):
-    pass
+class NotPlain(Exception):
+    """Raised by ``copy_plain_at`` for a value that is not plain JSON within the limits."""
 
 
-def _copy_plain(value: Any, depth: int) -> Any:
-    """``plain_copy``'s walk; its recursion ends at MAX_DEPTH. (Scalars are checked inline, in one
-    loop for objects and lists: a call per value would double the time.)"""
+def copy_plain_at(value: Any, depth: int) -> Any:
+    """A copy of ``value``, found ``depth`` levels down, when it is plain JSON within the limits; else
+    raises NotPlain. ``plain_copy``'s walk; its recursion ends at MAX_DEPTH. (Scalars are checked
+    inline, in one loop for objects and lists: a call per value would double the time.)"""
     kind = type(value)
     if kind is dict:
         out, items = {}, value.items()
     elif kind is list:
         out, items = [None] * len(value), enumerate(value)
-    elif kind is str and len(value) <= MAX_STRING_CHARS and (value.isascii() or _is_unicode(value)):
+    elif kind is str and len(value) <= MAX_STRING_CHARS and (value.isascii() or is_unicode(value)):
         return value
     elif (kind is int and -_INT_BOUND < value < _INT_BOUND) or kind in _OTHER_SCALARS:
         return value
     else:
-        raise _NotPlain
+        raise NotPlain
     if depth >= MAX_DEPTH:
-        raise _NotPlain
+        raise NotPlain
     for key, item in items:
         if kind is dict and (type(key) is not str or len(key) > MAX_NAME_CHARS
-                             or not (key.isascii() or _is_unicode(key))):
-            raise _NotPlain
+                             or not (key.isascii() or is_unicode(key))):
+            raise NotPlain
         inner = type(item)
         if inner is str:
-            if len(item) > MAX_STRING_CHARS or not (item.isascii() or _is_unicode(item)):
-                raise _NotPlain
+            if len(item) > MAX_STRING_CHARS or not (item.isascii() or is_unicode(item)):
+                raise NotPlain
         elif inner is int:
             if not -_INT_BOUND < item < _INT_BOUND:
-                raise _NotPlain
+                raise NotPlain
         elif inner is list and len(item) == 2 and _is_plain_link(item) and depth + 1 < MAX_DEPTH:
             item = [item[0], item[1]]  # a link, the commonest list: copied without the recursion
         elif inner not in _OTHER_SCALARS:
-            item = _copy_plain(item, depth + 1)
+            item = copy_plain_at(item, depth + 1)
         out[key] = item
     return out
 
@@ -191,13 +192,14 @@ def _is_plain_link(pair: list) -> bool:
     """True for ``[id: str, slot: int]`` within the limits."""
     node_id, slot = pair
     return (type(node_id) is str and type(slot) is int and len(node_id) <= MAX_STRING_CHARS
-            and (node_id.isascii() or _is_unicode(node_id)) and -_INT_BOUND < slot < _INT_BOUND)
+            and (node_id.isascii() or is_unicode(node_id)) and -_INT_BOUND < slot < _INT_BOUND)
 
 
 _OTHER_SCALARS = frozenset({float, bool, type(None)})
 
 
-def _is_unicode(text: str) -> bool:
+def is_unicode(text: str) -> bool:
+    """True for text without a lone surrogate (which UTF-8 cannot encode)."""
     if text.isascii():
         return True
     try:
@@ -212,7 +214,7 @@ def _key_problem(key: Any) -> str | None:
         return f"an object key must be text, got {type(key).__name__} {_short(repr(key))}"
     if len(key) > MAX_NAME_CHARS:
         return f"a name (object key) of {len(key):,} characters, more than {MAX_NAME_CHARS:,}"
-    if not _is_unicode(key):
+    if not is_unicode(key):
         return "a name (object key) with a lone surrogate, which is not Unicode"
     return None
 

@@ -132,7 +132,7 @@ def validate(workflow: Any, registry, *, bounded: bool = False) -> tuple[Plan | 
     if not bounded and _report_bounds(workflow, report):
         return None, report.as_dict()
     classes = _check_nodes(workflow, registry, report)
-    outputs = sorted((nid for nid, cls in classes.items() if cls.output_node), key=_id_order)
+    outputs = sorted((nid for nid, cls in classes.items() if cls.output_node), key=id_order)
     if not outputs:
         report.fail("prompt_no_outputs", "Prompt has no outputs",
                     "the workflow needs at least one output node (for example a save node)")
@@ -185,7 +185,7 @@ def _links(node: dict) -> dict:
     return {k: v for k, v in node.get("inputs", {}).items() if is_link(v)}
 
 
-def _id_order(node_id: str):
+def id_order(node_id: str):
     """Numeric ids in numeric order, then the others by text; never calls int().
 
     ``"²".isdigit()`` is true but ``int("²")`` fails, and thousands of digits are slow to convert;
@@ -263,7 +263,7 @@ def _reachable_parents(workflow, classes, outputs) -> dict[str, list[str]]:
 def _kahn(parents: dict[str, list[str]], lexicographic: bool) -> list[str] | None:
     """Every node after the nodes it links from (Kahn's algorithm), or None when there is a cycle.
 
-    ``lexicographic``: the smallest id (``_id_order``) first among the ready ones, as networkx's
+    ``lexicographic``: the smallest id (``id_order``) first among the ready ones, as networkx's
     lexicographical_topological_sort; else in any order, without the heap (enough to find cycles).
     """
     waiting, children, ready = {}, {}, []
@@ -274,7 +274,7 @@ def _kahn(parents: dict[str, list[str]], lexicographic: bool) -> list[str] | Non
         for src in srcs:
             children.setdefault(src, []).append(node_id)
     if lexicographic:
-        ready = [(_id_order(n), n) for n in ready]
+        ready = [(id_order(n), n) for n in ready]
         heapq.heapify(ready)
     order = []
     while ready:
@@ -284,7 +284,7 @@ def _kahn(parents: dict[str, list[str]], lexicographic: bool) -> list[str] | Non
             waiting[child] -= 1
             if not waiting[child]:
                 if lexicographic:
-                    heapq.heappush(ready, (_id_order(child), child))
+                    heapq.heappush(ready, (id_order(child), child))
                 else:
                     ready.append(child)
     return order if len(order) == len(parents) else None
@@ -303,18 +303,31 @@ def _as_digraph(parents: dict[str, list[str]]):
 _DECLARED: dict[type, tuple] = {}
 
 
-def _declared(cls: type[Node]) -> tuple[dict[str, Input], bool]:
-    """A node class's inputs by name, and whether it has checks of its own (computed once per class)."""
+def declared_inputs(cls: type[Node]) -> tuple[dict[str, Input], frozenset[str], bool]:
+    """A node class's inputs by name, the names it requires, and whether it has checks of its own
+    (computed once per class)."""
     entry = _DECLARED.get(cls)
     if entry is None or entry[0] is not cls.inputs:  # a class may be re-declared (tests do)
         own_check = getattr(cls.check_inputs, "__func__", None) is not Node.check_inputs.__func__
-        entry = _DECLARED[cls] = (cls.inputs, {spec.name: spec for spec in cls.inputs}, own_check)
-    return entry[1], entry[2]
+        required = frozenset(spec.name for spec in cls.inputs if not spec.optional)
+        entry = _DECLARED[cls] = (cls.inputs, {spec.name: spec for spec in cls.inputs}, required, own_check)
+    return entry[1:]
+
+
+def check_own_inputs(cls: type[Node], inputs: dict) -> list[tuple[str, str]]:
+    """What a node class's own ``check_inputs`` finds in a node's literal inputs (a check that raises
+    is a problem too: it must not break validation of the rest)."""
+    specs = declared_inputs(cls)[0]
+    literals = {k: specs[k].as_declared(unwrap_literal(v)) for k, v in inputs.items() if not is_link(v)}
+    try:
+        return list(cls.check_inputs(**literals))
+    except Exception as exc:
+        return [("", f"check failed: {type(exc).__name__}: {exc}")]
 
 
 def _check_inputs(node_id, node, cls, workflow, classes, report) -> None:
     inputs = node.get("inputs", {})
-    specs, own_check = _declared(cls)
+    specs, _, own_check = declared_inputs(cls)
     for name in inputs:
         if name not in specs:
             report.add(node_id, "unknown_input", f"{cls.node_id} has no input named {name!r}",
@@ -337,12 +350,7 @@ def _check_inputs(node_id, node, cls, workflow, classes, report) -> None:
                 report.add(node_id, problem[0], _TITLES.get(problem[0], problem[0]), problem[1],
                            input_name=spec.name, received_value=_jsonable(value))
     if own_check and node_id not in report.node_errors:
-        literals = {k: specs[k].as_declared(unwrap_literal(v)) for k, v in inputs.items() if not is_link(v)}
-        try:
-            found = cls.check_inputs(**literals)
-        except Exception as exc:  # a node's own check must not break validation of the rest
-            found = [("", f"check failed: {type(exc).__name__}: {exc}")]
-        for name, message in found:
+        for name, message in check_own_inputs(cls, inputs):
             report.add(node_id, "custom_validation_failed", "Custom validation failed",
                        f"{name}: {message}" if name else message, input_name=name)
 
@@ -393,7 +401,7 @@ def _check_cycles(graph, report: _Report) -> None:
             (only,) = component
             if not graph.has_edge(only, only):
                 continue
-        members = sorted(component, key=_id_order)
+        members = sorted(component, key=id_order)
         listed = members[:MAX_LISTED]
         if len(members) > len(listed):
             cycle = " -> ".join(listed) + f" -> ... ({len(members):,} nodes in all)"
@@ -427,8 +435,8 @@ def _outputs_reached(graph, outputs: set[str]) -> dict[str, list[str]]:
     found: dict[int, list[str]] = {}
     for component in reversed(list(nx.topological_sort(dag))):
         own = [n for n in dag.nodes[component]["members"] if n in outputs]
-        merged = heapq.merge(sorted(own, key=_id_order), *(found[c] for c in dag.successors(component)),
-                             key=_id_order)
+        merged = heapq.merge(sorted(own, key=id_order), *(found[c] for c in dag.successors(component)),
+                             key=id_order)
         found[component] = [n for n, _ in zip(_unique(merged), range(MAX_LISTED))]
     return {node: found[c] for node, c in dag.graph["mapping"].items()}
 

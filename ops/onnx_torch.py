@@ -9,8 +9,10 @@ Shape-like inputs (pads, axes, target shapes, scales) must be constants and beco
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -254,6 +256,21 @@ IN_PLACE = {
 FRESH_OUTPUTS = set(IN_PLACE) | {"Conv", "GlobalAveragePool", "Concat", "QuantizeLinear", "DequantizeLinear"}
 
 
+_SHARING = threading.local()  # .threads: the CPU threads this thread's calls share their steps over
+
+
+@contextlib.contextmanager
+def shared_out(threads: int):
+    """Inside, this thread's module calls cut their big steps into pieces run on ``threads`` threads
+    (``onnx_shared``); torch should be at one thread meanwhile (``cpu_image.one_thread``)."""
+    before = getattr(_SHARING, "threads", 1)
+    _SHARING.threads = threads
+    try:
+        yield
+    finally:
+        _SHARING.threads = before
+
+
 class OnnxModule(torch.nn.Module):
     """An ONNX graph as a torch module: ``module(*inputs) -> tuple of outputs``; move it with ``.to(device, dtype)``."""
 
@@ -327,8 +344,17 @@ class OnnxModule(torch.nn.Module):
             raise ValueError(f"expected {len(self.input_names)} inputs ({', '.join(self.input_names)}), got {len(inputs)}")
         values = {name: getattr(self, buffer) for name, buffer in self.buffer_names.items()}
         values.update(zip(self.input_names, inputs))
+        threads = getattr(_SHARING, "threads", 1)
+        if threads > 1:
+            from .onnx_shared import split_step
         for step, frees, in_place in zip(self.steps, self.frees, self.in_place):
-            results = _call_in_place(step, values) if in_place else None
+            results = None
+            if threads > 1:
+                op_type, args, _, attrs = step
+                results = split_step(op_type, [values[v] if k == "tensor" and v else v for k, v in args], attrs,
+                                     in_place, threads)
+            if results is None and in_place:
+                results = _call_in_place(step, values)
             values.update(zip(step[2], results if results is not None else self.run_step(step, values)))
             for name in frees:
                 if name not in self.buffer_names:

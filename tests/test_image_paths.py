@@ -96,3 +96,40 @@ def test_pad_reflect_is_opencvs_reflect_101(shape, r):
     padded = np.zeros((shape[0] + 2 * r, shape[1] + 2 * r) + shape[2:], np.uint8)
     padded[r:-r, r:-r] = inside
     assert np.array_equal(cpu_image.pad_reflect_(padded, r), cv2.copyMakeBorder(inside, r, r, r, r, cv2.BORDER_REFLECT_101))
+
+
+def test_eight_bit_takes_exactly_the_levels(monkeypatch):
+    """Every level k / 255 is taken; every other float32 within 64 steps of a level, NaN, infinities and values
+    out of 0..1 are refused, wherever they are in an image of levels (the sample that usually refuses an
+    image first is skipped, so the full check decides)."""
+    import numpy as np
+
+    levels = cpu_image.LEVELS[0]
+    image = np.repeat(levels, 8 * 3).reshape(256, 8, 3)  # row k: level k
+    assert np.array_equal(cpu_image.eight_bit(image), np.repeat(np.arange(256, dtype=np.uint8), 8 * 3).reshape(256, 8, 3))
+    monkeypatch.setattr(cpu_image, "_sample_on_grid", lambda array: True)
+    steps = np.arange(-64, 65, dtype=np.int32)
+    near = (levels.view(np.int32)[:, None] + steps[steps != 0]).ravel().view(np.float32)
+    near = near[~np.isin(near, levels)]  # a step from one level lands on another only near 0
+    refused = [cpu_image.eight_bit(np.array([[value]], np.float32)) is None for value in near]
+    assert all(refused), near[~np.array(refused)][:5]
+    for odd in (np.nan, np.inf, -np.inf, -1 / 255, 256 / 255, 2.0, np.nextafter(np.float32(0), np.float32(1))):
+        for where in ((0, 0, 0), (128, 4, 1), (255, 7, 2)):
+            spoilt = image.copy()
+            spoilt[where] = odd
+            assert cpu_image.eight_bit(spoilt) is None, (odd, where)
+
+
+def test_the_eight_bit_test_holds_within_4096_steps_of_every_level():
+    """The arithmetic ``eight_bit`` relies on (float32(255 x) a whole number 0..255 only for x = k / 255), over
+    every float32 within 4,096 steps of a level: where a wrong level could hide (the whole of [-2, 2] was checked
+    once; beyond it |255 x| > 255)."""
+    import numpy as np
+
+    levels = cpu_image.LEVELS[0]
+    steps = np.arange(-4096, 4097, dtype=np.int32)
+    near = np.unique((levels.view(np.int32)[:, None] + steps).ravel()).view(np.float32)
+    with np.errstate(invalid="ignore"):  # the steps below 0.0 are NaNs
+        scaled = near * np.float32(255.0)
+    whole = (scaled == np.rint(scaled)) & (scaled >= 0) & (scaled <= 255)
+    assert np.array_equal(near[whole], levels)

@@ -424,3 +424,27 @@ def test_reading_the_style_models_imports_no_onnx_package():
             "print(sorted(m for m in ('onnx', 'ml_dtypes', 'kornia') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_one_image_at_two_threads_shares_its_steps_out_with_the_same_result(monkeypatch):
+    """One network call at two torch threads runs at one with its big steps in pieces on two threads
+    (ops/onnx_shared.py), giving the one-thread result."""
+    from imagetune.ops import onnx_shared
+
+    image = smooth_image(11, b=1, h=64, w=64, lo=0.0, hi=1.0)
+    weights = N.style_weights(5)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = N.stylize_builtin(image, weights)
+        split = []
+        real = onnx_shared.split_step
+        monkeypatch.setattr(onnx_shared, "split_step", lambda *a: split.append(a[0]) or real(*a))
+        torch.set_num_threads(2)
+        with torch.inference_mode():
+            shared = N.stylize_builtin(image, weights)
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(before)
+    assert {"Conv", "Pad", "Relu"} <= set(split)
+    assert torch.allclose(shared, alone, atol=1e-5)

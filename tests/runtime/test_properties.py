@@ -72,6 +72,46 @@ def test_random_valid_graphs_run_or_fail_cleanly(fakes, workflow):
         pass
 
 
+@st.composite
+def nearly_valid_workflows(draw):
+    """A valid chain Const -> Add x k -> Sink (with Options -> Sink beside it), then up to two edits of
+    an input or a _meta: most are valid, the others a step away from it."""
+    size = draw(st.integers(0, 4))
+    workflow = {"1": {"class_type": "ImageTuneTestConst", "inputs": {"value": draw(st.sampled_from([0, 7, 2.0]))}}}
+    for i in range(2, size + 2):
+        workflow[str(i)] = {"class_type": "ImageTuneTestAdd", "inputs": {"a": [str(i - 1), 0], "b": draw(st.integers(-3, 3))}}
+    workflow["s"] = {"class_type": "ImageTuneTestSink", "inputs": {"value": [str(size + 1), 0]}}
+    if draw(st.booleans()):
+        workflow["o"] = {"class_type": "ImageTuneTestOptions",
+                         "inputs": {"flag": True, "scale": 0.5, "text": draw(st.text(max_size=4)), "mode": "fast"}}
+        workflow["t"] = {"class_type": "ImageTuneTestSink", "inputs": {"value": ["o", 0]}}
+    for _ in range(draw(st.integers(0, 2))):
+        node = workflow[draw(st.sampled_from(sorted(workflow)))]
+        if draw(st.booleans()):
+            node["_meta"] = draw(st.dictionaries(st.text(max_size=4), json_values, max_size=2))
+        else:
+            name = draw(st.sampled_from(sorted(node["inputs"])) | st.sampled_from(INPUT_NAMES))
+            node["inputs"][name] = draw(st.tuples(st.sampled_from(sorted(workflow)), st.integers(-1, 1)).map(list)
+                                        | st.sampled_from([0, -1, 101, 1.5, 2.0, True, "slow", "x", {"__value__": [1]}])
+                                        | json_values)
+    return workflow
+
+
+@settings(FAST, max_examples=300)
+@given(workflows | nearly_valid_workflows())
+def test_the_one_walk_accepts_only_what_validation_accepts_with_its_plan(fakes, workflow):
+    from imagetune.graph_runtime.accept import accept
+
+    quick = accept(workflow, fakes.registry)
+    if quick is None:
+        return
+    full, report = validate(workflow, fakes.registry)
+    assert report is None
+    assert repr(quick.workflow) == repr(full.workflow)
+    assert (quick.classes, quick.outputs, quick.parents, quick.order) == (full.classes, full.outputs,
+                                                                           full.parents, full.order)
+
+
 def _ctx():
     from imagetune.graph_runtime import ExecutionContext
 
