@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import COLOURS, SHAPES
-from .scene import COUNT_WORDS, PLURALS, Description, Scene, Thing, all_things, is_held_out
+from .scene import COUNT_WORDS, PLURALS, Description, Scene, Thing, all_things, canonical_text, is_held_out
 from .scene_analyzer import SceneAnalysis, Seen, analyze_scene
 
 TASKS = ("single object", "two objects", "counting", "colours", "position", "colour attribution")
@@ -40,6 +40,13 @@ class Ask:
     things: tuple[Thing, ...]
     count: int = 0
     relation: str | None = None
+
+    def description(self) -> Description:
+        """What is asked, as the generator's canonical description (right of / below read the other way round)."""
+        things = self.things * (self.count or 1)
+        if self.relation in ("right of", "below"):
+            return Description(things[::-1], {"right of": "left of", "below": "above"}[self.relation])
+        return Description(things, self.relation)
 
     def check(self, seen: SceneAnalysis) -> bool:
         """Whether the analyzer's ``seen`` satisfies the prompt, GenEval's way."""
@@ -153,6 +160,8 @@ def main(argv=None) -> None:
     p.add_argument("--cfg", type=float, default=2.0)
     p.add_argument("--plain", action="store_true",
                    help="give the generator the prompts as written, without the understanding step")
+    p.add_argument("--canonical", action="store_true",
+                   help="give the generator the canonical caption of what each prompt asks (perfect understanding)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     import torch
@@ -162,11 +171,17 @@ def main(argv=None) -> None:
     began = time.time()
     asked = prompts(args.seeds)
     text = load_text_encoder()
-    texts = [q.text for q in asked] if args.plain else understood([q.text for q in asked], args.model, text)
+    if args.canonical:
+        texts = [canonical_text(q.ask.description()) for q in asked]
+    elif args.plain:
+        texts = [q.text for q in asked]
+    else:
+        texts = understood([q.text for q in asked], args.model, text)
     pipe = load_pipeline(args.model)
     images = generate(pipe, text, texts, [q.seed for q in asked], args.steps, args.cfg)
     result = score([analyze_scene(img) for img in images], asked)
-    result.update(model=str(args.model), understanding=not args.plain, steps=args.steps, cfg=args.cfg,
+    result.update(model=str(args.model), prompts="canonical" if args.canonical else "plain" if args.plain else "understood",
+                  steps=args.steps, cfg=args.cfg,
                   seconds=round(time.time() - began, 1))
     for task, value in result["tasks"].items():
         print(f"{task:45s} {value:6.1%}  ({result['images'][task]} images)")
