@@ -122,24 +122,50 @@ TRAIN = Language(
         "square": ("squares", "boxes", "rectangles", "blocks", "tiles", "square shapes", "four-sided shapes"),
         "triangle": ("triangles", "pyramids", "wedges", "triangular shapes", "three-sided shapes", "deltas"),
     },
-    things=("a {c} {s}", "one {c} {s}", "a {s} in {c}", "a {c} coloured {s}", "a {c} colored {s}"),
-    bare_things=("a {s}", "one {s}"),
-    counted=("{c} {p}", "{p} in {c}", "{c} coloured {p}"),
+    things=("a {c} {s}", "one {c} {s}", "a {s} in {c}", "a {c} coloured {s}", "a {c} colored {s}", "a {c}-coloured {s}",
+            "a {c}-colored {s}", "a {s} that is {c}"),
+    bare_things=("a {s}", "one {s}", "a single {s}"),
+    counted=("{c} {p}", "{p} in {c}", "{c} coloured {p}", "{c}-colored {p}", "{p} that are {c}"),
     bare_counted=("{p}",),
-    numbers={2: ("two", "2", "a pair of"), 3: ("three", "3", "a trio of")},
-    counts=("{n} {t}", "{n} {t} side by side", "{n} {t} in a row", "{n} {t} next to each other"),
-    pairs=("{a} and {b}", "{a} next to {b}", "{a} with {b}", "{a} beside {b}", "{a}, {b}", "{a} and {b} together"),
+    numbers={2: ("two", "2", "a pair of", "a group of two"), 3: ("three", "3", "a trio of", "a group of three")},
+    counts=("{n} {t}", "{n} {t} side by side", "{n} {t} in a row", "{n} {t} next to each other", "{n} {t} together",
+            "{n} {t} spaced apart"),
+    pairs=("{a} and {b}", "{a} next to {b}", "{a} with {b}", "{a} beside {b}", "{a}, {b}", "{a} and {b} together",
+           "{a} plus {b}", "{a} and also {b}", "{a} near {b}", "both {a} and {b}"),
     left_of=("{a} to the left of {b}", "{a} left of {b}", "{a} on the left of {b}", "{a} on the left side of {b}",
              "{b} to the right of {a}", "{b} right of {a}", "{b} on the right of {a}", "{b} on the right side of {a}",
-             "{a} on the left and {b} on the right", "on the left {a}, on the right {b}"),
+             "{a} on the left and {b} on the right", "on the left {a}, on the right {b}", "{a} is left of {b}",
+             "{b} is to the right of {a}", "{a} positioned left of {b}", "{b} sits to the right of {a}"),
     above=("{a} above {b}", "{a} on top of {b}", "{a} over {b}", "{b} below {a}", "{b} under {a}",
-           "{b} underneath {a}", "{a} at the top and {b} at the bottom", "{b} at the bottom, {a} at the top"),
+           "{b} underneath {a}", "{a} at the top and {b} at the bottom", "{b} at the bottom, {a} at the top",
+           "{a} is above {b}", "{b} is below {a}", "{a} placed above {b}", "{b} sits under {a}"),
     backgrounds=("{x} on a {b} background", "{x} on {b}", "{x}, {b} background", "{x} against a {b} background",
                  "{x} on a plain {b} background", "{x} over a {b} backdrop", "a {b} background with {x}",
-                 "on a {b} background, {x}", "{b} background, {x}", "{x} on a solid {b} background"),
+                 "on a {b} background, {x}", "{b} background, {x}", "{x} on a solid {b} background",
+                 "{x} in front of a {b} background", "{x}, background colour {b}", "{x} on a {b} colored background",
+                 "{b} backdrop behind {x}", "{x} on a {b} surface"),
     not_backgrounds=("{x}, not on a {w} background", "{x}, no {w} background", "{x} without a {w} background",
-                     "{x} on a background that is not {w}", "{x} on any background except {w}"),
+                     "{x} on a background that is not {w}", "{x} on any background except {w}",
+                     "{x}, background not {w}", "{x}, but not on {w}"),
 )
+
+#: more colour and shape words, for the prompt reader's training (``WIDE``) only: the generator's
+#: captions (``describe`` in TRAIN) keep TRAIN's words; none of these is a held-out word
+MORE_COLOURS = {
+    "red": ("rose red", "brick red", "tomato red", "carmine", "cardinal red", "cherry", "garnet", "strawberry red"),
+    "orange": ("apricot", "burnt orange", "mandarin orange", "marigold", "copper orange", "rust orange", "peach orange"),
+    "yellow": ("banana yellow", "butter yellow", "sunflower yellow", "daffodil yellow", "honey yellow", "buttercup"),
+    "green": ("olive green", "mint green", "jade", "sage green", "leaf green", "pine green", "moss green", "lime"),
+    "blue": ("sky blue", "ocean blue", "denim blue", "midnight blue", "baby blue", "ultramarine", "cornflower blue"),
+    "purple": ("amethyst", "orchid purple", "eggplant", "heather purple", "mulberry", "grape", "royal purple"),
+    "white": ("cream white", "chalk white", "bone white", "cotton white", "porcelain white", "alabaster", "paper white"),
+    "black": ("onyx", "obsidian", "ink black", "raven black", "soot black", "midnight black", "inky black"),
+}
+MORE_SHAPES = {"circle": ("bubble", "coin", "spot", "round disc"), "square": ("plate", "slab", "panel", "square tile"),
+               "triangle": ("spike", "prism", "tent shape", "triangle shape")}
+MORE_PLURALS = {"circle": ("bubbles", "coins", "spots"), "square": ("plates", "slabs", "panels"),
+                "triangle": ("spikes", "prisms", "tent shapes")}
+
 
 HELD_OUT = Language(
     colours={"red": ("ruby",), "orange": ("tangerine",), "yellow": ("lemon",), "green": ("emerald",),
@@ -183,6 +209,11 @@ HELD_OUT = Language(
     not_backgrounds=("{x}, the background is not {w}", "{x}, avoid a {w} background",
                      "{x} with anything but a {w} background"),
 )
+
+#: the training language of the prompt reader: TRAIN with MORE_COLOURS, MORE_SHAPES and MORE_PLURALS
+WIDE = replace(TRAIN, colours={c: TRAIN.colours[c] + MORE_COLOURS[c] for c in COLOURS},
+               shapes={s: TRAIN.shapes[s] + MORE_SHAPES[s] for s in SHAPES},
+               plurals={s: TRAIN.plurals[s] + MORE_PLURALS[s] for s in SHAPES})
 
 #: GenEval's own prompt templates ({o} object, {o1}/{o2} two objects, {p} plural, {c} colours),
 #: with this world's shapes as its objects; "right of"/"below" name the canonical second thing first
@@ -334,7 +365,7 @@ def in_canonical_words(lang: Language) -> Language:
 def training_words() -> set[str]:
     """Every word of the training language (templates, fillers and synonyms), lower case."""
     from .dataset import TEMPLATES
-    return {w for p in phrases(TRAIN) + [*TEMPLATES, *GENEVAL.values()] for w in words(re.sub(r"\{\w+\}", " ", p))}
+    return {w for p in phrases(WIDE) + [*TEMPLATES, *GENEVAL.values()] for w in words(re.sub(r"\{\w+\}", " ", p))}
 
 
 def phrases(lang: Language) -> list[str]:

@@ -1,7 +1,8 @@
 """Training captions for the prompt-understanding model: a seeded mix of the training language, each
 with the ``Reading`` it means, and their MiniLM token states cached once.
 
-``training_examples(n, seed)`` draws ``n`` (caption, reading) pairs in the shares of ``MIX``, only
+``training_examples(n, seed)`` draws ``n`` (caption, reading) pairs in the shares of ``MIX``, in
+``language.WIDE`` (the training language with more colour and shape words), only
 from training combinations (no single-object ``dataset.HELD_OUT`` combination with its background,
 no ``scene.is_held_out`` pair or count), so a score on held-out combinations measures composition.
 ``caption_states`` encodes them with the text encoder exactly as the Encode Text node does
@@ -46,7 +47,7 @@ def example(kind: str, rng: np.random.Generator) -> tuple[str, Reading]:
     """One (caption, reading) of caption kind ``kind`` (a key of MIX)."""
     if kind == "single, rich":
         specs = ds.training_specs()
-        return L.describe_spec(specs[int(rng.integers(len(specs)))], rng)
+        return L.describe_spec(specs[int(rng.integers(len(specs)))], rng, L.WIDE)
     if kind == "geneval":
         task = L.pick(rng, tuple(L.GENEVAL))
         while True:
@@ -59,7 +60,7 @@ def example(kind: str, rng: np.random.Generator) -> tuple[str, Reading]:
             if not is_held_out(said):
                 return scene.canonical_text(said.description()), said
     reading = training_reading(rng, "single" if kind == "single, optional" else kind)
-    return L.describe_reading(reading, rng), reading
+    return L.describe_reading(reading, rng, L.WIDE), reading
 
 
 

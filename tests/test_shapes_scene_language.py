@@ -14,10 +14,10 @@ from imagetune.shapes.understand_data import MIX, example, is_held_out, training
 
 SCENE_FIELDS = ("things", "bare_things", "counted", "bare_counted", "counts", "pairs", "left_of", "above",
                 "backgrounds", "not_backgrounds")
-COLOUR_WORDS = {w: c for lang in (L.TRAIN, L.HELD_OUT) for c, ws in lang.colours.items() for w in ws}
-SHAPE_WORDS = {w: s for lang in (L.TRAIN, L.HELD_OUT) for table in (lang.shapes, lang.plurals)
+COLOUR_WORDS = {w: c for lang in (L.WIDE, L.HELD_OUT) for c, ws in lang.colours.items() for w in ws}
+SHAPE_WORDS = {w: s for lang in (L.WIDE, L.HELD_OUT) for table in (lang.shapes, lang.plurals)
                for s, ws in table.items() for w in ws}
-PLURAL_WORDS = {w for lang in (L.TRAIN, L.HELD_OUT) for ws in lang.plurals.values() for w in ws}
+PLURAL_WORDS = {w for lang in (L.WIDE, L.HELD_OUT) for ws in lang.plurals.values() for w in ws}
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def found(text: str, table: dict[str, str]) -> list[tuple[int, int, str]]:
     """(start, end, word) of each word of ``table`` in ``text``, longest first where they overlap."""
     spans: list[tuple[int, int, str]] = []
     for word in sorted(table, key=len, reverse=True):
-        for m in re.finditer(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text):
+        for m in re.finditer(rf"(?<!\w){re.escape(word)}(?!\w)", text):
             if all(m.end() <= a or m.start() >= b for a, b, _ in spans):
                 spans.append((m.start(), m.end(), word))
     return sorted(spans)
@@ -44,11 +44,11 @@ def found(text: str, table: dict[str, str]) -> list[tuple[int, int, str]]:
 
 def bound_colour(text: str, shape: tuple[int, int, str], colours) -> str | None:
     """The colour said of the shape word at ``shape``: just before it ('red disc', 'red coloured disc'),
-    or just after 'in' ('disc in red')."""
+    or just after 'in' ('disc in red') or 'that is/are' ('discs that are red')."""
     start, end, _ = shape
     for a, b, word in colours:
         between = text[b:start]
-        if between in (" ", " coloured ", " colored ") or text[end:a] == " in ":
+        if between in (" ", " coloured ", " colored ", "-coloured ", "-colored ") or text[end:a] in (" in ", " that is ", " that are "):
             return COLOUR_WORDS[word]
     return None
 
