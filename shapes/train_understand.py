@@ -8,7 +8,8 @@ of the 77, cached in --work), then fits one cross-entropy per slot (slots that d
 caption's kind are masked). The token length of each batch varies: cut to a random length past
 its longest caption, or filled out to the full 77-token window with the captions' own padding
 states, so the model reads a prompt whatever padding follows it. An EMA of the weights is what is
-saved. Every ``--save-every`` steps the whole state goes to ``<work>/checkpoint``; rerunning the
+saved. ``--token-dropout`` blanks that share of the token states of each batch (zeros), so no one
+word's state decides a slot alone. Every ``--save-every`` steps the whole state goes to ``<work>/checkpoint``; rerunning the
 same command continues from it. One torch thread by default (the machine's cores are shared).
 """
 from __future__ import annotations
@@ -91,7 +92,9 @@ def train(args, states, lengths, target, logfile: Path, config: ReaderConfig) ->
         for group in opt.param_groups:
             group["lr"] = learning_rate(args, step)
         idx = torch.randint(len(states), (args.batch,), generator=gen)
-        loss = slot_loss(model(batch_states(states, lengths, idx, gen)), target[idx])
+        rows = batch_states(states, lengths, idx, gen)
+        rows = rows.masked_fill(torch.rand(rows.shape[:2], generator=gen).unsqueeze(-1) < args.token_dropout, 0.0)
+        loss = slot_loss(model(rows), target[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -112,12 +115,13 @@ def parse_args(argv=None):
     p.add_argument("--out", type=Path, default=Path("models/imagetune-shapes/understand"))
     p.add_argument("--work", type=Path, default=Path("/tmp/imagetune-understand-train"))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--captions", type=int, default=40000, help="seeded training captions, encoded once")
+    p.add_argument("--captions", type=int, default=32000, help="seeded training captions, encoded once")
     p.add_argument("--tokens", type=int, default=48, help="token states kept per caption (of the 77)")
-    p.add_argument("--steps", type=int, default=8000)
+    p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--token-dropout", type=float, default=0.1, help="share of token states blanked per batch")
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--save-every", type=int, default=500)
@@ -142,6 +146,7 @@ def main(argv=None) -> None:
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())
     config = ReaderConfig(dim=args.dim, layers=args.layers, ff=4 * args.dim,
                           training={"command": command, "captions": args.captions, "tokens": args.tokens,
+                                    "token_dropout": args.token_dropout,
                                     "batch": args.batch, "seed": args.seed, "threads": torch.get_num_threads()})
     model = train(args, states, lengths, target, logfile, config)
     model.save_pretrained(args.out)

@@ -63,8 +63,6 @@ def example(kind: str, rng: np.random.Generator) -> tuple[str, Reading]:
     return L.describe_reading(reading, rng, L.WIDE), reading
 
 
-
-
 def geneval_kind(task: str) -> str:
     """The scene kind a GenEval template says."""
     fits = L.GENEVAL_FITS[task]
@@ -73,7 +71,8 @@ def geneval_kind(task: str) -> str:
 
 def training_reading(rng: np.random.Generator, kind: str, relation: str | None = None) -> Reading:
     """A random reading of ``kind`` about a training combination: colours sometimes left out, the
-    background named, left out or negated (P_NO_COLOUR, P_BACKGROUND)."""
+    background named, left out or negated (P_NO_COLOUR, P_BACKGROUND). A position takes ``relation``
+    when it is one of scene.RELATIONS, else the first drawn scene's (kept when a held-out one is redrawn)."""
     while True:
         if kind == "single":
             spec = ds.all_specs()[int(rng.integers(len(ds.all_specs())))]
