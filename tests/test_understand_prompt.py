@@ -209,3 +209,13 @@ def test_the_shipped_reader_is_small_and_reads_minilm():
     config = json.loads((SHIPPED / CONFIG).read_text())
     assert config["width"] == 384 and config["window"] == 77 and config["text_encoder"]["hidden_size"] == 384
     assert "train_understand" in config["training"]["command"]
+
+
+def test_the_evaluation_reads_prompts_as_the_default_workflow_does(ctx, minilm):
+    from imagetune.shapes.evaluate import DEFAULT_WORKFLOW, understood, workflow_reader
+
+    folder = workflow_reader(DEFAULT_WORKFLOW)  # the model the workflow's Understand Prompt node names
+    assert folder == SHIPPED
+    prompts = list(UNDERSTOOD) + ["a ruby orb, avoid an ebony background", "cobalt canvas and twin lemon cubes"]
+    node = UnderstandPromptNode().run(ctx, encoded(minilm, prompts, ctx), minilm, DEFAULT_PROMPT_READER)["result"][1]
+    assert understood(PromptReader.from_pretrained(folder), (minilm.tokenizer, minilm.model), prompts) == node.splitlines()
