@@ -139,12 +139,16 @@ def cmd_run(args) -> int:
         signal.signal(signal.SIGINT, previous)
     saved = [img for ui in result.ui.values() for img in ui.get("images", [])]
     if args.json:
-        print(json.dumps({"saved": saved, "timings": result.timings, "executed": result.executed,
+        says = {node_id: ui["text"] for node_id, ui in result.ui.items() if ui.get("text")}
+        print(json.dumps({"saved": saved, "says": says, "timings": result.timings, "executed": result.executed,
                           "cached": result.cached, "total_seconds": result.total_seconds}, indent=2))
     else:
         for node_id, seconds in result.timings.items():
             print(f"  node {node_id:>6} {result.class_types[node_id]:<32} {seconds * 1000:9.1f} ms",
                   file=sys.stderr)
+        for node_id, ui in result.ui.items():  # what nodes say (an understood prompt, scores, labels)
+            for text in ui.get("text", []):
+                print(f"  node {node_id:>6} says: {text}", file=sys.stderr)
         for img in saved:
             print(Path(ctx.output_dir) / img.get("subfolder", "") / img["filename"])
     return 0

@@ -247,6 +247,8 @@ MINILM = "minilm"
 DEFAULT_PIPELINE = "imagetune-shapes"
 #: the shipped default LiT model, in the pack's models/lit/
 DEFAULT_LIT_MODEL = "shapes-lite0-minilm"
+#: the shipped prompt-understanding model (shapes/understand.py), inside the default pipeline's folder
+DEFAULT_PROMPT_READER = "imagetune-shapes/understand"
 #: files a super-resolution model may be (.pth and the like are read with weights_only)
 UPSCALE_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
 
@@ -269,3 +271,6 @@ PIPELINES = ModelKind((
 #: LiT folders (a tuned head.safetensors and its config.json); "lit" is a folder of our own in ComfyUI
 LIT_MODELS = ModelKind((Place("lit", "lit", marker="head.safetensors"),))
 UPSCALE_MODELS = ModelKind((Place("upscale_models", "upscale_models", suffixes=UPSCALE_SUFFIXES),))
+#: prompt-understanding models (prompt_reader.safetensors + config.json); "prompt_readers" is a folder of
+#: our own in ComfyUI; a path under a root (the shipped one, inside its pipeline) is found, not listed
+PROMPT_READERS = ModelKind((Place(""), Place("prompt_readers", "prompt_readers", marker="prompt_reader.safetensors")))

@@ -8,6 +8,13 @@ fixed seeds and judged twice: the generator's 64x64 picture, and the PNG that th
 workflow's post-generator nodes (style, upscale, sharpen, save; ``saved_png.SavedPng``) make of
 it. Training combinations are scored on the canonical caption. Sampling settings (20 DDIM steps,
 CFG 2) were chosen on training combinations only.
+
+When the workflow has an Understand Prompt node (the default one does since #12), the held-out list
+also runs the way it does: each prompt's MiniLM states are read by the prompt-understanding model
+that node names (``shapes/understand.py``) and the generator gets the canonical caption of what it
+understood (the node's ``understood_captions``); the report then has both ``wordings`` (the prompt
+straight to the generator) and ``wordings, understood`` (each miss with its understood caption).
+``--understand FOLDER`` names another model, ``--understand none`` skips it.
 """
 from __future__ import annotations
 
@@ -23,7 +30,9 @@ from . import dataset as ds
 from . import heldout
 from .analyzer import analyze
 from .model import load_pipeline
-from .saved_png import DEFAULT_WORKFLOW, SavedPng
+from .saved_png import DEFAULT_WORKFLOW, ROOT, SavedPng
+
+UNDERSTAND_NODE = "ImageTuneUnderstandPrompt"
 
 
 def load_text_encoder():
@@ -88,17 +97,40 @@ def score_targets(images, targets: list[heldout.Target]) -> dict:
                                    for k in ("shape", "colour", "background", "all")}}
 
 
+def understood(reader, text, prompts: list[str], batch: int = 128) -> list[str]:
+    """What the default workflow's Understand Prompt node makes of ``prompts``: canonical captions."""
+    from ..nodes.text_encoding import encode_prompts
+    from .understand import understood_captions
+    tokenizer, model = text
+    return [c for i in range(0, len(prompts), batch)
+            for c in understood_captions(reader, encode_prompts(model, tokenizer, prompts[i:i + batch])[0])]
+
+
+def workflow_reader(workflow: Path) -> Path | None:
+    """The folder of the prompt-understanding model the workflow's Understand Prompt node names, or None."""
+    from ..ops.model_files import PROMPT_READERS
+    graph = json.loads(Path(workflow).read_text())
+    names = [n["inputs"]["model"] for n in graph.values() if n.get("class_type") == UNDERSTAND_NODE]
+    if not names:
+        return None
+    folder = PROMPT_READERS.find([ROOT / "models"], names[0], "model")
+    if folder is None:
+        raise SystemExit(f"{workflow}: its {UNDERSTAND_NODE} names {names[0]!r}, not found under {ROOT / 'models'}")
+    return folder
+
+
 def evaluate_wordings(pipe, text, post: SavedPng | None, steps: int, cfg: float, cache: Path | None = None,
-                      model: str = "") -> dict:
+                      model: str = "", reader=None) -> dict:
     """Per kind of wording of the held-out list: scores of the generator output and of the saved PNG.
 
     With ``cache`` (an .npz) the generator's images are read from it when it holds the same prompts,
     seeds and settings and the same ``model`` tag, else generated and written there (to judge one
-    model's images under several workflows without generating them again).
+    model's images under several workflows without generating them again). With ``reader`` the
+    generator gets what it understood of each prompt (``understood``), as in the default workflow.
     """
     items = heldout.prompts()
-    images = cached_images(cache, pipe, text, [p.text for p in items], [p.seed for p in items], steps, cfg,
-                           model)
+    given = [p.text for p in items] if reader is None else understood(reader, text, [p.text for p in items])
+    images = cached_images(cache, pipe, text, given, [p.seed for p in items], steps, cfg, model)
     saved = post(images) if post else None
     report = {}
     groups = {kind: [i for i, p in enumerate(items) if p.kind == kind] for kind in heldout.kinds()}
@@ -109,17 +141,21 @@ def evaluate_wordings(pipe, text, post: SavedPng | None, steps: int, cfg: float,
         report[kind] = {"generator": score_targets(images[index], targets)}
         if saved is not None:
             report[kind]["saved_png"] = score_targets([saved[i] for i in index], targets)
-    if saved is not None:
-        report["saved_png_misses"] = [
+    judged = {"generator": images} if saved is None else {"saved_png": saved}
+    for name, pictures in judged.items():  # the misses of the saved PNG (or, without it, the generator's)
+        found = [analyze(picture) for picture in pictures]
+        report[f"{name}_misses"] = [
             {"kind": items[i].kind, "prompt": items[i].text, "seed": items[i].seed,
-             "seen": "{0.colour} {0.shape} on {0.background}".format(analyze(saved[i]))}
-            for i in range(len(items)) if not items[i].target.check(analyze(saved[i]))["all"]]
+             **({"understood": given[i]} if reader is not None else {}),
+             "seen": "{0.colour} {0.shape} on {0.background}".format(found[i])}
+            for i in range(len(items)) if not items[i].target.check(found[i])["all"]]
     return report
 
 
 def run(folder, other_per: int = 2, steps: int = 20, cfg: float = 2.0, train_specs: int = 32,
-        workflow: Path | None = DEFAULT_WORKFLOW, cache: Path | None = None) -> dict:
-    """All numbers of the evaluation as a dict (``other_per`` images per training combination)."""
+        workflow: Path | None = DEFAULT_WORKFLOW, cache: Path | None = None, understand: Path | None = None) -> dict:
+    """All numbers of the evaluation as a dict (``other_per`` images per training combination; with
+    ``understand``, a prompt-understanding model folder, the held-out list through it as well)."""
     pipe, text = load_pipeline(folder), load_text_encoder()
     post = SavedPng(workflow) if workflow else None
     began = time.time()
@@ -127,6 +163,12 @@ def run(folder, other_per: int = 2, steps: int = 20, cfg: float = 2.0, train_spe
     weights = Path(folder) / "unet" / "diffusion_pytorch_model.safetensors"
     model = f"{Path(folder).resolve()} {weights.stat().st_mtime_ns if weights.exists() else ''}"
     report = {"wordings": evaluate_wordings(pipe, text, post, steps, cfg, cache, model)}
+    if understand is not None:
+        from .understand import PromptReader
+        reader = PromptReader.from_pretrained(understand)
+        understood_cache = cache.with_name(cache.stem + "-understood.npz") if cache else None
+        report["wordings, understood"] = evaluate_wordings(pipe, text, post, steps, cfg, understood_cache, model,
+                                                           reader)
     prompts = [ds.caption(s) for s in train for _ in range(other_per)]
     images = generate(pipe, text, prompts, [k for _ in train for k in range(other_per)], steps, cfg)
     targets = [heldout.named(s) for s in train for _ in range(other_per)]
@@ -135,6 +177,7 @@ def run(folder, other_per: int = 2, steps: int = 20, cfg: float = 2.0, train_spe
         report["training combinations"]["saved_png"] = score_targets(post(images), targets)
     report["settings"] = {"other_per_combination": other_per, "ddim_steps": steps, "cfg": cfg,
                           "training_combinations": len(train), "workflow": str(workflow),
+                          "understand": str(understand) if understand else None,
                           "seconds": round(time.time() - began)}
     return report
 
@@ -150,11 +193,17 @@ def main(argv=None) -> None:
                    help="API workflow whose post-generator nodes make the saved PNG")
     p.add_argument("--images", type=Path, help="cache of the generated held-out images (.npz; see evaluate_wordings)")
     p.add_argument("--generator-only", action="store_true", help="skip the saved-PNG half")
+    p.add_argument("--understand", default="workflow", metavar="FOLDER",
+                   help="also score the held-out list through this prompt-understanding model, as an Understand "
+                        "Prompt node does; 'workflow' (default): the one the --workflow's node names, if it has "
+                        "one; 'none': skip")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    understand = {"workflow": lambda: workflow_reader(args.workflow), "none": lambda: None}.get(
+        args.understand, lambda: Path(args.understand))()
     report = run(args.folder, args.other_per, args.steps, args.cfg,
-                 workflow=None if args.generator_only else args.workflow, cache=args.images)
+                 workflow=None if args.generator_only else args.workflow, cache=args.images, understand=understand)
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:

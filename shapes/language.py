@@ -6,15 +6,22 @@ trailing punctuation, captions that leave the background out, and negations ("no
 background", "a red shape, not a triangle") whose negated word differs from the spec. The
 held-out language (``HELD_OUT``) is a disjoint set of synonyms, templates, fillers and negation
 phrasings that training never sees; ``shapes/evaluate.py`` scores the model on it.
+
+The two-object world (``shapes/scene.py``) is said with ``describe_reading`` (any ``Reading``:
+one thing, a pair, a pair with a relation, a count; colours and background optional, the
+background negated or not): things joined by pair, relation ("B to the right of A", "B under A"
+put the canonical first thing second) or count phrasings. ``GENEVAL`` holds GenEval's own prompt
+templates, which training produces word for word.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .dataset import COLOURS, SHAPES, ShapeSpec
+from .reading import Mention, Reading
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,19 @@ class Language:
     suffixes: tuple[str, ...]
     not_background: tuple[str, ...]       # {c} {s}, the background is not {w}; background otherwise unnamed
     not_shape: tuple[str, ...]            # {c} colour, {b} background, the shape is not {t}; shape unnamed
+    # the two-object world: {x} a thing, a pair or a count; {a}/{b} the canonical first/second thing
+    plurals: dict[str, tuple[str, ...]]   # canonical shape -> plural words for it
+    things: tuple[str, ...]               # one thing with its colour: {c} {s}
+    bare_things: tuple[str, ...]          # one thing, colour unsaid: {s}
+    counted: tuple[str, ...]              # the counted things: {c} colour, {p} plural shape
+    bare_counted: tuple[str, ...]         # the counted things, colour unsaid: {p}
+    numbers: dict[int, tuple[str, ...]]   # count -> words for it ({n})
+    counts: tuple[str, ...]               # {n} number, {t} counted things
+    pairs: tuple[str, ...]                # {a} and {b}, no relation
+    left_of: tuple[str, ...]              # {a} is left of {b} (whichever is said first)
+    above: tuple[str, ...]                # {a} is above {b}
+    backgrounds: tuple[str, ...]          # {x} on background {b}
+    not_backgrounds: tuple[str, ...]      # {x}, the background is not {w}
 
 
 TRAIN = Language(
@@ -96,7 +116,56 @@ TRAIN = Language(
         "a {c} object on {b}, not a {t}",
         "something {c} on a {b} background that is not a {t}",
     ),
+    plurals={
+        "circle": ("circles", "discs", "disks", "balls", "dots", "rings", "spheres", "round shapes",
+                   "circular shapes"),
+        "square": ("squares", "boxes", "rectangles", "blocks", "tiles", "square shapes", "four-sided shapes"),
+        "triangle": ("triangles", "pyramids", "wedges", "triangular shapes", "three-sided shapes", "deltas"),
+    },
+    things=("a {c} {s}", "one {c} {s}", "a {s} in {c}", "a {c} coloured {s}", "a {c} colored {s}", "a {c}-coloured {s}",
+            "a {c}-colored {s}", "a {s} that is {c}"),
+    bare_things=("a {s}", "one {s}", "a single {s}"),
+    counted=("{c} {p}", "{p} in {c}", "{c} coloured {p}", "{c}-colored {p}", "{p} that are {c}"),
+    bare_counted=("{p}",),
+    numbers={2: ("two", "2", "a pair of", "a group of two"), 3: ("three", "3", "a trio of", "a group of three")},
+    counts=("{n} {t}", "{n} {t} side by side", "{n} {t} in a row", "{n} {t} next to each other", "{n} {t} together",
+            "{n} {t} spaced apart"),
+    pairs=("{a} and {b}", "{a} next to {b}", "{a} with {b}", "{a} beside {b}", "{a}, {b}", "{a} and {b} together",
+           "{a} plus {b}", "{a} and also {b}", "{a} near {b}", "both {a} and {b}"),
+    left_of=("{a} to the left of {b}", "{a} left of {b}", "{a} on the left of {b}", "{a} on the left side of {b}",
+             "{b} to the right of {a}", "{b} right of {a}", "{b} on the right of {a}", "{b} on the right side of {a}",
+             "{a} on the left and {b} on the right", "on the left {a}, on the right {b}", "{a} is left of {b}",
+             "{b} is to the right of {a}", "{a} positioned left of {b}", "{b} sits to the right of {a}"),
+    above=("{a} above {b}", "{a} on top of {b}", "{a} over {b}", "{b} below {a}", "{b} under {a}",
+           "{b} underneath {a}", "{a} at the top and {b} at the bottom", "{b} at the bottom, {a} at the top",
+           "{a} is above {b}", "{b} is below {a}", "{a} placed above {b}", "{b} sits under {a}"),
+    backgrounds=("{x} on a {b} background", "{x} on {b}", "{x}, {b} background", "{x} against a {b} background",
+                 "{x} on a plain {b} background", "{x} over a {b} backdrop", "a {b} background with {x}",
+                 "on a {b} background, {x}", "{b} background, {x}", "{x} on a solid {b} background",
+                 "{x} in front of a {b} background", "{x}, background colour {b}", "{x} on a {b} colored background",
+                 "{b} backdrop behind {x}", "{x} on a {b} surface"),
+    not_backgrounds=("{x}, not on a {w} background", "{x}, no {w} background", "{x} without a {w} background",
+                     "{x} on a background that is not {w}", "{x} on any background except {w}",
+                     "{x}, background not {w}", "{x}, but not on {w}"),
 )
+
+#: more colour and shape words, for the prompt reader's training (``WIDE``) only: the generator's
+#: captions (``describe`` in TRAIN) keep TRAIN's words; none of these is a held-out word
+MORE_COLOURS = {
+    "red": ("rose red", "brick red", "tomato red", "carmine", "cardinal red", "cherry", "garnet", "strawberry red"),
+    "orange": ("apricot", "burnt orange", "mandarin orange", "marigold", "copper orange", "rust orange", "peach orange"),
+    "yellow": ("banana yellow", "butter yellow", "sunflower yellow", "daffodil yellow", "honey yellow", "buttercup"),
+    "green": ("olive green", "mint green", "jade", "sage green", "leaf green", "pine green", "moss green", "lime"),
+    "blue": ("sky blue", "ocean blue", "denim blue", "midnight blue", "baby blue", "ultramarine", "cornflower blue"),
+    "purple": ("amethyst", "orchid purple", "eggplant", "heather purple", "mulberry", "grape", "royal purple"),
+    "white": ("cream white", "chalk white", "bone white", "cotton white", "porcelain white", "alabaster", "paper white"),
+    "black": ("onyx", "obsidian", "ink black", "raven black", "soot black", "midnight black", "inky black"),
+}
+MORE_SHAPES = {"circle": ("bubble", "coin", "spot", "round disc"), "square": ("plate", "slab", "panel", "square tile"),
+               "triangle": ("spike", "prism", "tent shape", "triangle shape")}
+MORE_PLURALS = {"circle": ("bubbles", "coins", "spots"), "square": ("plates", "slabs", "panels"),
+                "triangle": ("spikes", "prisms", "tent shapes")}
+
 
 HELD_OUT = Language(
     colours={"red": ("ruby",), "orange": ("tangerine",), "yellow": ("lemon",), "green": ("emerald",),
@@ -124,7 +193,44 @@ HELD_OUT = Language(
         "a {c} thing on a {b} background, anything but a {t}",
         "a {c} figure on {b} that isn't a {t}",
     ),
+    plurals={"circle": ("orbs", "circular forms"), "square": ("cubes", "square forms"),
+             "triangle": ("triangular forms", "arrowheads")},
+    things=("a {s} of {c} colour", "a {c}-tinted {s}"),
+    bare_things=("a lone {s}",),
+    counted=("{p} of {c} colour", "{c}-tinted {p}"),
+    bare_counted=("identical {p}",),
+    numbers={2: ("a couple of", "twin"), 3: ("a set of three", "a triplet of")},
+    counts=("{n} {t} lined up", "{n} {t} grouped together"),
+    pairs=("{a} alongside {b}", "{a} together with {b}", "{a} as well as {b}"),
+    left_of=("{a} at the left of {b}", "{b} placed right of {a}", "{a} on the left-hand side of {b}",
+             "{b}, and left of it {a}"),
+    above=("{b} beneath {a}", "{a} sitting atop {b}", "{a} higher than {b}", "{b} lower than {a}"),
+    backgrounds=("{x} on a {b} field", "{b} canvas and {x}", "{x}, set on {b}"),
+    not_backgrounds=("{x}, the background is not {w}", "{x}, avoid a {w} background",
+                     "{x} with anything but a {w} background"),
 )
+
+#: the training language of the prompt reader: TRAIN with MORE_COLOURS, MORE_SHAPES and MORE_PLURALS
+WIDE = replace(TRAIN, colours={c: TRAIN.colours[c] + MORE_COLOURS[c] for c in COLOURS},
+               shapes={s: TRAIN.shapes[s] + MORE_SHAPES[s] for s in SHAPES},
+               plurals={s: TRAIN.plurals[s] + MORE_PLURALS[s] for s in SHAPES})
+
+#: GenEval's own prompt templates ({o} object, {o1}/{o2} two objects, {p} plural, {c} colours),
+#: with this world's shapes as its objects; "right of"/"below" name the canonical second thing first
+GENEVAL = {
+    "single": "a photo of a {o}",
+    "colour": "a photo of a {c} {o}",
+    "pair": "a photo of a {o1} and a {o2}",
+    "colour attribution": "a photo of a {c1} {o1} and a {c2} {o2}",
+    "count": "a photo of {n} {p}",
+    "left of": "a photo of a {o1} left of a {o2}",
+    "right of": "a photo of a {o2} right of a {o1}",
+    "above": "a photo of a {o1} above a {o2}",
+    "below": "a photo of a {o2} below a {o1}",
+}
+#: what a reading must be for each GenEval template: its kind, or for a position its relation
+GENEVAL_FITS = {"single": "single", "colour": "single", "pair": "pair", "colour attribution": "pair", "count": "count",
+                "left of": "left of", "right of": "left of", "above": "above", "below": "above"}
 
 # Weights of the caption kinds in training (the rest: a full caption with synonyms and fillers).
 P_CANONICAL = 0.25      # the four original dataset templates with the canonical words
@@ -151,24 +257,89 @@ def other_than(rng: np.random.Generator, options, *excluded):
 
 def describe(spec: ShapeSpec, rng: np.random.Generator, lang: Language = TRAIN) -> str:
     """One random caption, true of ``spec``, in ``lang`` (see the module docstring for the mix)."""
+    return describe_spec(spec, rng, lang)[0]
+
+
+def describe_spec(spec: ShapeSpec, rng: np.random.Generator, lang: Language = TRAIN) -> tuple[str, Reading]:
+    """``describe``'s caption (the same draws from ``rng``) and the ``Reading`` that says what it asks for."""
     from .dataset import TEMPLATES
+    named = Mention(spec.shape, spec.colour)
     roll = rng.random()
     if lang is TRAIN and roll < P_CANONICAL:
-        return pick(rng, TEMPLATES).format(colour=spec.colour, shape=spec.shape, background=spec.background)
+        text = pick(rng, TEMPLATES).format(colour=spec.colour, shape=spec.shape, background=spec.background)
+        return text, Reading(named, background=spec.background)
     c, s = pick(rng, lang.colours[spec.colour]), pick(rng, lang.shapes[spec.shape])
     b = pick(rng, lang.colours[spec.background])
     roll = (roll - P_CANONICAL) / (1 - P_CANONICAL) if lang is TRAIN else rng.random()
     if roll < P_NO_BACKGROUND:
-        body = f"a {c} {s}"
+        body, reading = f"a {c} {s}", Reading(named)
     elif roll < P_NO_BACKGROUND + P_NOT_BACKGROUND:
-        w = pick(rng, TRAIN.colours[other_than(rng, tuple(COLOURS), spec.background, spec.colour)])
-        body = pick(rng, lang.not_background).format(c=c, s=s, w=w)
+        negated = other_than(rng, tuple(COLOURS), spec.background, spec.colour)
+        w = pick(rng, TRAIN.colours[negated])
+        body, reading = pick(rng, lang.not_background).format(c=c, s=s, w=w), Reading(named, not_background=negated)
     elif roll < P_NO_BACKGROUND + P_NOT_BACKGROUND + P_NOT_SHAPE:
-        t = pick(rng, TRAIN.shapes[other_than(rng, SHAPES, spec.shape)])
+        negated = other_than(rng, SHAPES, spec.shape)
+        t = pick(rng, TRAIN.shapes[negated])
         body = pick(rng, lang.not_shape).format(c=c, b=b, t=t)
+        reading = Reading(Mention(None, spec.colour), background=spec.background, not_shape=negated)
     else:
-        body = pick(rng, lang.full).format(c=c, s=s, b=b)
-    return dressed(body, rng, lang)
+        body, reading = pick(rng, lang.full).format(c=c, s=s, b=b), Reading(named, background=spec.background)
+    return dressed(body, rng, lang), reading
+
+
+def describe_reading(reading: Reading, rng: np.random.Generator, lang: Language = TRAIN) -> str:
+    """One random caption of ``reading`` (not a shape negation: that is ``describe_spec``'s) in ``lang``."""
+    return dressed(scene_body(reading, rng, lang), rng, lang)
+
+
+def scene_body(reading: Reading, rng: np.random.Generator, lang: Language) -> str:
+    """The things of ``reading`` with their relation or count, then its background or negated one."""
+    if reading.not_shape is not None or reading.first.shape is None:
+        raise ValueError("reading: a shape negation is said by describe_spec, not describe_reading")
+    if reading.count > 1:
+        body = pick(rng, lang.counts).format(n=pick(rng, lang.numbers[reading.count]),
+                                             t=counted(reading.first, rng, lang))
+    elif reading.second is None:
+        body = thing(reading.first, rng, lang)
+    else:
+        links = {None: lang.pairs, "left of": lang.left_of, "above": lang.above}[reading.relation]
+        body = pick(rng, links).format(a=thing(reading.first, rng, lang), b=thing(reading.second, rng, lang))
+    if reading.background is not None:
+        return pick(rng, lang.backgrounds).format(x=body, b=pick(rng, lang.colours[reading.background]))
+    if reading.not_background is not None:
+        return pick(rng, lang.not_backgrounds).format(x=body, w=pick(rng, lang.colours[reading.not_background]))
+    return body
+
+
+def thing(mention: Mention, rng: np.random.Generator, lang: Language) -> str:
+    """'a crimson disc', 'a box in navy', or 'a ball' when the colour is unsaid."""
+    s = pick(rng, lang.shapes[mention.shape])
+    if mention.colour is None:
+        return pick(rng, lang.bare_things).format(s=s)
+    return pick(rng, lang.things).format(c=pick(rng, lang.colours[mention.colour]), s=s)
+
+
+def counted(mention: Mention, rng: np.random.Generator, lang: Language) -> str:
+    """'scarlet discs', 'boxes in navy', or 'balls' when the colour is unsaid."""
+    p = pick(rng, lang.plurals[mention.shape])
+    if mention.colour is None:
+        return pick(rng, lang.bare_counted).format(p=p)
+    return pick(rng, lang.counted).format(c=pick(rng, lang.colours[mention.colour]), p=p)
+
+
+def geneval_prompt(task: str, reading: Reading) -> tuple[str, Reading]:
+    """GenEval's template ``task`` (a key of GENEVAL) filled in with ``reading``'s canonical words, and
+    the reading of what it says (the colours it names, no background: GenEval never names one)."""
+    from .scene import COUNT_WORDS, PLURALS
+    if GENEVAL_FITS[task] != (reading.relation or reading.kind):
+        raise ValueError(f"reading: GenEval's {task!r} template says a {GENEVAL_FITS[task]}, got a {reading.kind}")
+    first, second = reading.first, reading.second
+    text = GENEVAL[task].format(o=first.shape, c=first.colour, n=COUNT_WORDS.get(reading.count),
+                                p=PLURALS[first.shape], o1=first.shape, c1=first.colour,
+                                o2=second and second.shape, c2=second and second.colour)
+    coloured = "{c" in GENEVAL[task]
+    said = [Mention(m.shape, m.colour if coloured else None) for m in reading.mentions]
+    return with_articles(text), Reading(said[0], said[1] if len(said) > 1 else None, reading.relation, reading.count)
 
 
 def dressed(body: str, rng: np.random.Generator, lang: Language = TRAIN) -> str:
@@ -183,12 +354,30 @@ def full_caption(spec: ShapeSpec, rng: np.random.Generator, lang: Language = TRA
     return dressed(pick(rng, lang.full).format(c=c, s=s, b=b), rng, lang)
 
 
+def in_canonical_words(lang: Language) -> Language:
+    """``lang``'s templates with the canonical colour, shape and plural words and no fillers (to score
+    phrasing alone)."""
+    from .scene import PLURALS
+    return replace(lang, colours={c: (c,) for c in COLOURS}, shapes={s: (s,) for s in SHAPES},
+                   plurals={s: (PLURALS[s],) for s in SHAPES}, prefixes=("",), suffixes=("",))
+
+
 def training_words() -> set[str]:
     """Every word of the training language (templates, fillers and synonyms), lower case."""
     from .dataset import TEMPLATES
-    pieces = [*TRAIN.full, *TRAIN.prefixes, *TRAIN.suffixes, *TRAIN.not_background, *TRAIN.not_shape, *TEMPLATES,
-              *(w for ws in TRAIN.colours.values() for w in ws), *(w for ws in TRAIN.shapes.values() for w in ws)]
-    return {w for p in pieces for w in words(re.sub(r"\{\w+\}", " ", p))}
+    return {w for p in phrases(WIDE) + [*TEMPLATES, *GENEVAL.values()] for w in words(re.sub(r"\{\w+\}", " ", p))}
+
+
+def phrases(lang: Language) -> list[str]:
+    """Every template, filler and word list entry of ``lang``."""
+    tables = (lang.colours, lang.shapes, lang.plurals, lang.numbers)
+    return [*(t for field in TEMPLATE_FIELDS for t in getattr(lang, field)),
+            *(w for table in tables for ws in table.values() for w in ws)]
+
+
+#: the fields of a Language that hold templates or fillers (the rest are word tables)
+TEMPLATE_FIELDS = ("full", "prefixes", "suffixes", "not_background", "not_shape", "things", "bare_things", "counted",
+                   "bare_counted", "counts", "pairs", "left_of", "above", "backgrounds", "not_backgrounds")
 
 
 def words(text: str) -> list[str]:

@@ -69,7 +69,8 @@ def test_held_out_prompts_follow_the_shape_well_above_chance(pipe, text_encoder)
 
 def test_default_workflow_end_to_end(tmp_path):
     workflow = load_workflow(WORKFLOW)
-    workflow["2"]["inputs"]["text"] = "a yellow square on a black background"  # as --set 2.text=... does
+    prompt = "a yellow square, not on a white background"  # the generator alone mostly draws the negated colour
+    workflow["2"]["inputs"]["text"] = prompt  # as --set 2.text=... does
     ctx = ExecutionContext(device="cpu", input_dir=tmp_path, output_dir=tmp_path / "out",
                            models_dirs=[ROOT / "models"])
     result = Runtime(default_registry()).run(workflow, ctx=ctx)
@@ -79,7 +80,9 @@ def test_default_workflow_end_to_end(tmp_path):
         png.verify()
     saved = Image.open(path)
     assert saved.format == "PNG" and saved.size[0] >= 256 and saved.size[1] >= 256
-    assert json.loads(saved.text["prompt"])["2"]["inputs"]["text"] == "a yellow square on a black background"
+    assert json.loads(saved.text["prompt"])["2"]["inputs"]["text"] == prompt
+    # the Understand Prompt node re-wrote it in the generator's words (white negated: black, by reading.py's rule)
+    assert result.outputs["4"][1] == "a yellow square on a black background"
     generated = result.outputs["6"][0][0].numpy()  # the generator's own 64x64 picture, before style
     assert analyze(generated).background == "black"
     final = np.asarray(saved.convert("RGB"), np.float32)

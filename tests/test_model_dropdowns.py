@@ -42,7 +42,8 @@ def roots(tmp_path, monkeypatch):
     models, inputs = tmp_path / "models", tmp_path / "input"
     for path in ("text_encoders/my-bert/config.json", "clip/old-clip/config.json", "diffusers/my-pipe/model_index.json",
                  "checkpoints/sd15.safetensors", "lit/my-lit/head.safetensors", "upscale_models/4x-mine.safetensors",
-                 "upscale_models/sub/2x.pth", "elsewhere/deep/encoder/config.json"):
+                 "upscale_models/sub/2x.pth", "elsewhere/deep/encoder/config.json",
+                 "prompt_readers/my-reader/prompt_reader.safetensors"):
         _touch(models / path)
     _touch(models / "text_encoders" / "half-copied" / "vocab.txt")  # no config.json: not a model
     Image.new("RGB", (4, 4)).save(_touch(inputs / "photo.png"))
@@ -122,10 +123,10 @@ def test_an_open_list_still_refuses_what_no_folder_allows(roots, registry, node_
 
 
 def test_a_listed_model_is_found_where_it_was_listed(roots):
-    from imagetune.ops.model_files import LIT_MODELS, PIPELINES, TEXT_ENCODERS, UPSCALE_MODELS
+    from imagetune.ops.model_files import LIT_MODELS, PIPELINES, PROMPT_READERS, TEXT_ENCODERS, UPSCALE_MODELS
 
     models, _ = roots
-    for kind in (TEXT_ENCODERS, PIPELINES, LIT_MODELS, UPSCALE_MODELS):
+    for kind in (TEXT_ENCODERS, PIPELINES, LIT_MODELS, UPSCALE_MODELS, PROMPT_READERS):
         names = kind.names([models])
         assert names
         for name in names:

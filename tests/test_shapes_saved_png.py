@@ -22,7 +22,7 @@ def test_post_generator_graph_keeps_the_workflow_nodes_after_the_generator():
     assert gen_id == "6" and graph[gen_id]["class_type"] == "ImageTuneShapesImageSource"
     assert {"ImageTuneStyleTransfer", "ImageTuneUpscaleWithModel", "ImageTuneUnsharpMask",
             "ImageTuneSaveImage"} <= classes
-    assert not classes & {"ImageTuneGenerate", "ImageTuneEncodeText", "ImageTuneLoadPipeline"}
+    assert not classes & {"ImageTuneGenerate", "ImageTuneEncodeText", "ImageTuneLoadPipeline", "ImageTuneUnderstandPrompt"}
     assert saves == ["11"] and graph["7"]["inputs"] == workflow["7"]["inputs"]
 
 

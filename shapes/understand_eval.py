@@ -1,0 +1,88 @@
+"""Parse accuracy of the prompt-understanding model on the held-out prompts, per kind of wording.
+
+    python -m imagetune.shapes.understand_eval models/imagetune-shapes/understand --json OUT.json
+
+A prompt is right when the ``scene.Description`` decoded from the model's reading equals the one
+its truth decodes to (the same rules, ``reading.py``). Prompts are encoded exactly as the default
+workflow encodes them (``nodes/text_encoding.encode_prompts``: 77-token windows, padding included).
+Lists: the 736 single-object prompts of ``shapes/heldout.py`` (truth from each ``Target``) and the
+768 two-object prompts of ``shapes/heldout_scenes.py``; each miss is listed with what was read.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from . import heldout, heldout_scenes
+from .reading import Mention, Reading
+from .scene import canonical_text
+
+
+def target_reading(target: heldout.Target) -> Reading:
+    """What a held-out single-object prompt says, as a Reading."""
+    return Reading(Mention(target.shape, target.colour), background=target.background,
+                   not_background=target.not_background, not_shape=target.not_shape)
+
+
+def heldout_items() -> list[tuple[str, str, Reading]]:
+    """(kind, prompt, truth) of both held-out lists, single objects first."""
+    return ([(p.kind, p.text, target_reading(p.target)) for p in heldout.prompts()]
+            + [(p.kind, p.text, p.reading) for p in heldout_scenes.prompts()])
+
+
+def read_prompts(model, text, prompts: list[str], batch: int = 128) -> list[Reading]:
+    """The model's reading of each prompt, encoded by ``text`` = (tokenizer, MiniLM) as the workflow does."""
+    from ..nodes.text_encoding import encode_prompts
+    from .understand import read
+    tokenizer, encoder = text
+    out: list[Reading] = []
+    for i in range(0, len(prompts), batch):
+        out += read(model, encode_prompts(encoder, tokenizer, prompts[i:i + batch])[0])
+    return out
+
+
+def score(items: list[tuple[str, str, Reading]], readings: list[Reading]) -> dict:
+    """Exact-Description accuracy per kind, pooled groups, and the misses."""
+    right = [got.description() == truth.description() for (_, _, truth), got in zip(items, readings)]
+    groups: dict[str, list[int]] = {}
+    for i, (kind, _, _) in enumerate(items):
+        groups.setdefault(kind, []).append(i)
+    groups["ALL UNSEEN WORDINGS (pooled)"] = [i for i, it in enumerate(items) if it[0] in heldout.UNSEEN]
+    groups["ALL NEGATION (pooled)"] = [i for i, it in enumerate(items) if it[0] in heldout.NEGATION]
+    groups["ALL TWO-OBJECT (pooled)"] = [i for i, it in enumerate(items) if it[0] in heldout_scenes.kinds()]
+    report = {kind: {"prompts": len(index), "exact": round(sum(right[i] for i in index) / len(index), 4)}
+              for kind, index in groups.items()}
+    report["misses"] = [{"kind": items[i][0], "prompt": items[i][1], "truth": canonical_text(items[i][2].description()),
+                         "read": canonical_text(readings[i].description())} for i in range(len(items)) if not right[i]]
+    return report
+
+
+def evaluate(folder, text=None) -> dict:
+    """The whole report for the model in ``folder``."""
+    from .evaluate import load_text_encoder
+    from .understand import PromptReader
+    model = PromptReader.from_pretrained(folder)
+    items = heldout_items()
+    return score(items, read_prompts(model, text or load_text_encoder(), [p for _, p, _ in items]))
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("folder", type=Path)
+    p.add_argument("--json", type=Path)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    report = evaluate(args.folder)
+    for kind, row in report.items():
+        if kind != "misses":
+            print(f"{kind:45s} {row['prompts']:5d} {100 * row['exact']:6.1f} %")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
