@@ -25,6 +25,7 @@ import numpy as np
 
 from .dataset import COLOURS, SHAPES
 from .scene import COUNT_WORDS, PLURALS, Description, Scene, Thing, all_things, canonical_text, is_held_out
+from .saved_png import DEFAULT_WORKFLOW
 from .scene_analyzer import SceneAnalysis, Seen, analyze_scene
 
 TASKS = ("single object", "two objects", "counting", "colours", "position", "colour attribution")
@@ -162,6 +163,8 @@ def main(argv=None) -> None:
                    help="give the generator the prompts as written, without the understanding step")
     p.add_argument("--canonical", action="store_true",
                    help="give the generator the canonical caption of what each prompt asks (perfect understanding)")
+    p.add_argument("--workflow", type=Path, default=DEFAULT_WORKFLOW,
+                   help="API workflow whose Understand Prompt node rewrites the prompts (the default workflow's)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     import torch
@@ -176,7 +179,7 @@ def main(argv=None) -> None:
     elif args.plain:
         texts = [q.text for q in asked]
     else:
-        texts = understood([q.text for q in asked], args.model, text)
+        texts = understood([q.text for q in asked], args.workflow, text)
     pipe = load_pipeline(args.model)
     images = generate(pipe, text, texts, [q.seed for q in asked], args.steps, args.cfg)
     result = score([analyze_scene(img) for img in images], asked)
@@ -190,9 +193,14 @@ def main(argv=None) -> None:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
 
 
-def understood(texts: list[str], model: Path, text_encoder) -> list[str]:
-    """The prompts as the default workflow's understanding step rewrites them (canonical captions)."""
-    raise NotImplementedError("the understanding step lands with the parser branch")
+def understood(texts: list[str], workflow: Path, text_encoder) -> list[str]:
+    """The prompts as ``workflow``'s Understand Prompt node rewrites them (its model's canonical captions)."""
+    from .evaluate import understood as rewrite, workflow_reader
+    from .understand import PromptReader
+    folder = workflow_reader(workflow)
+    if folder is None:
+        raise SystemExit(f"{workflow}: no Understand Prompt node; use --plain or --canonical")
+    return rewrite(PromptReader.from_pretrained(folder), text_encoder, texts)
 
 
 if __name__ == "__main__":
