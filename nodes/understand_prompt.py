@@ -56,8 +56,9 @@ def check_states(model, tokens, entry: int) -> None:
                                              f"{config.window}-token windows, {made_by}), got {tokens.shape[1]}{where}")
     rows = not_minilm(model, tokens)
     if rows:
-        raise NodeInputError("conditioning", f"expected MiniLM token states ({made_by}); row(s) {rows[:8]}{where} do "
-                                             "not start with MiniLM's start token (another encoder, or changed states?)")
+        raise NodeInputError("conditioning", f"expected MiniLM token states ({made_by}); row(s) {rows[:8]}{where} "
+                                             "do not start with MiniLM's start token (another encoder, or changed "
+                                             "states?)")
 
 
 class UnderstandPromptNode(Node):

@@ -153,12 +153,14 @@ TRAIN = Language(
 #: captions (``describe`` in TRAIN) keep TRAIN's words; none of these is a held-out word
 MORE_COLOURS = {
     "red": ("rose red", "brick red", "tomato red", "carmine", "cardinal red", "cherry", "garnet", "strawberry red"),
-    "orange": ("apricot", "burnt orange", "mandarin orange", "marigold", "copper orange", "rust orange", "peach orange"),
+    "orange": ("apricot", "burnt orange", "mandarin orange", "marigold", "copper orange", "rust orange",
+               "peach orange"),
     "yellow": ("banana yellow", "butter yellow", "sunflower yellow", "daffodil yellow", "honey yellow", "buttercup"),
     "green": ("olive green", "mint green", "jade", "sage green", "leaf green", "pine green", "moss green", "lime"),
     "blue": ("sky blue", "ocean blue", "denim blue", "midnight blue", "baby blue", "ultramarine", "cornflower blue"),
     "purple": ("amethyst", "orchid purple", "eggplant", "heather purple", "mulberry", "grape", "royal purple"),
-    "white": ("cream white", "chalk white", "bone white", "cotton white", "porcelain white", "alabaster", "paper white"),
+    "white": ("cream white", "chalk white", "bone white", "cotton white", "porcelain white", "alabaster",
+              "paper white"),
     "black": ("onyx", "obsidian", "ink black", "raven black", "soot black", "midnight black", "inky black"),
 }
 MORE_SHAPES = {"circle": ("bubble", "coin", "spot", "round disc"), "square": ("plate", "slab", "panel", "square tile"),

@@ -9,8 +9,9 @@ caption's kind are masked). The token length of each batch varies: cut to a rand
 its longest caption, or filled out to the full 77-token window with the captions' own padding
 states, so the model reads a prompt whatever padding follows it. An EMA of the weights is what is
 saved. ``--token-dropout`` blanks that share of the token states of each batch (zeros), so no one
-word's state decides a slot alone. Every ``--save-every`` steps the whole state goes to ``<work>/checkpoint``; rerunning the
-same command continues from it. One torch thread by default (the machine's cores are shared).
+word's state decides a slot alone. Every ``--save-every`` steps the whole state goes to
+``<work>/checkpoint``; rerunning the same command continues from it. One torch thread by default
+(the machine's cores are shared).
 """
 from __future__ import annotations
 
@@ -88,7 +89,8 @@ def train(args, states, lengths, target, logfile: Path, config: ReaderConfig) ->
         log(logfile, f"resumed from {checkpoint} at step {done} ({before / 60:.1f} min trained before)")
     log(logfile, f"reader parameters {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M, {len(states)} captions")
     start = time.time() - before
-    for step in range(first, args.steps + 1):
+    for step in range(first, min(args.steps, args.stop_at or args.steps) + 1):
+        torch.manual_seed(args.seed * 1_000_003 + step)  # dropout's masks: the same whether resumed or not
         for group in opt.param_groups:
             group["lr"] = learning_rate(args, step)
         idx = torch.randint(len(states), (args.batch,), generator=gen)
@@ -103,7 +105,7 @@ def train(args, states, lengths, target, logfile: Path, config: ReaderConfig) ->
         if step % 50 == 0:
             log(logfile, f"step {step}/{args.steps} loss {loss.item():.4f} lr {learning_rate(args, step):.2e} "
                          f"({time.time() - start:.0f}s)")
-        if step % args.save_every == 0 or step == args.steps:
+        if step % args.save_every == 0 or step in (args.steps, args.stop_at):
             save_checkpoint(checkpoint, model, ema, opt, gen, step, time.time() - start)
             log(logfile, f"checkpoint step {step} in {checkpoint}")
     ema.config.training = {**config.training, "steps": args.steps, "seconds": round(time.time() - start)}
@@ -125,6 +127,8 @@ def parse_args(argv=None):
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--save-every", type=int, default=500)
+    p.add_argument("--stop-at", type=int, default=0,
+                   help="stop after this step, checkpointed (the same command without it continues the run)")
     # One thread: the machine's two cores are shared with a UNet training run.
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
     return p.parse_args(argv)
@@ -149,6 +153,9 @@ def main(argv=None) -> None:
                                     "token_dropout": args.token_dropout,
                                     "batch": args.batch, "seed": args.seed, "threads": torch.get_num_threads()})
     model = train(args, states, lengths, target, logfile, config)
+    if args.stop_at and args.stop_at < args.steps:
+        log(logfile, f"stopped at step {args.stop_at}; the same command without --stop-at continues")
+        return
     model.save_pretrained(args.out)
     log(logfile, f"saved the EMA weights to {args.out}; done in {(time.time() - began) / 60:.1f} min")
     (args.work / "done.json").write_text(json.dumps({"minutes": round((time.time() - began) / 60, 1)}) + "\n")

@@ -59,7 +59,8 @@ class ReaderConfig:
     def from_json(cls, data: dict) -> "ReaderConfig":
         """Checked against this code's slots; ValueError naming what does not fit."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ValueError(f"config.json: expected format {FORMAT!r}, got {data.get('format') if isinstance(data, dict) else data!r}")
+            found = data.get("format") if isinstance(data, dict) else data
+            raise ValueError(f"config.json: expected format {FORMAT!r}, got {found!r}")
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         config = cls(**known)
         expected = {k: list(v) for k, v in SLOTS.items()}
@@ -82,7 +83,8 @@ class PromptReader(nn.Module):
         self.queries = nn.Parameter(torch.randn(len(config.slots), config.dim) * 0.02)
         self.pool = nn.MultiheadAttention(config.dim, config.heads, dropout=config.dropout, batch_first=True)
         self.out_norm = nn.LayerNorm(config.dim)
-        self.heads = nn.ModuleDict({name: nn.Linear(config.dim, len(classes)) for name, classes in config.slots.items()})
+        self.heads = nn.ModuleDict({name: nn.Linear(config.dim, len(classes))
+                                    for name, classes in config.slots.items()})
         self.register_buffer("start_state", torch.zeros(config.width))  # set from the training states
 
     def forward(self, states: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -107,7 +109,8 @@ class PromptReader(nn.Module):
         folder = Path(folder)
         for name in (WEIGHTS, CONFIG):
             if not (folder / name).is_file():
-                raise ValueError(f"{name}: expected it in {folder} (a prompt-reader folder holds {WEIGHTS} and {CONFIG})")
+                raise ValueError(f"{name}: expected it in {folder} (a prompt-reader folder holds {WEIGHTS} and "
+                                 f"{CONFIG})")
         try:
             data = json.loads((folder / CONFIG).read_text())
         except (OSError, ValueError) as exc:
@@ -116,7 +119,8 @@ class PromptReader(nn.Module):
         weights = {k: v.float() for k, v in load_file(folder / WEIGHTS).items()}
         missing, unexpected = model.load_state_dict(weights, strict=False)
         if missing or unexpected:
-            raise ValueError(f"{WEIGHTS}: does not fit config.json (missing {missing[:3]}, unexpected {unexpected[:3]})")
+            raise ValueError(f"{WEIGHTS}: does not fit config.json (missing {missing[:3]}, "
+                             f"unexpected {unexpected[:3]})")
         return model.eval().to(device)
 
 

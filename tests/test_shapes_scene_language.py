@@ -48,7 +48,9 @@ def bound_colour(text: str, shape: tuple[int, int, str], colours) -> str | None:
     start, end, _ = shape
     for a, b, word in colours:
         between = text[b:start]
-        if between in (" ", " coloured ", " colored ", "-coloured ", "-colored ") or text[end:a] in (" in ", " that is ", " that are "):
+        after = text[end:a]
+        if between in (" ", " coloured ", " colored ", "-coloured ", "-colored ") or after in (" in ", " that is ",
+                                                                                             " that are "):
             return COLOUR_WORDS[word]
     return None
 

@@ -218,4 +218,5 @@ def test_the_evaluation_reads_prompts_as_the_default_workflow_does(ctx, minilm):
     assert folder == SHIPPED
     prompts = list(UNDERSTOOD) + ["a ruby orb, avoid an ebony background", "cobalt canvas and twin lemon cubes"]
     node = UnderstandPromptNode().run(ctx, encoded(minilm, prompts, ctx), minilm, DEFAULT_PROMPT_READER)["result"][1]
-    assert understood(PromptReader.from_pretrained(folder), (minilm.tokenizer, minilm.model), prompts) == node.splitlines()
+    text = (minilm.tokenizer, minilm.model)
+    assert understood(PromptReader.from_pretrained(folder), text, prompts) == node.splitlines()
