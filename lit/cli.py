@@ -19,7 +19,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True,
                    help="new (or empty) folder to write config.json and head.safetensors to (never replaced)")
     p.add_argument("--image-tower", default="efficientnet-lite0-multi",
-                   help="efficientnet-lite0-multi (default: pooled features of several depths), efficientnet-lite0 "
+                   help="efficientnet-lite0-multi (default: pooled features of several depths), "
+                        "efficientnet-lite0-multi-halves (those and where in the picture they are), efficientnet-lite0 "
                         "(the head's feature only), or a transformers vision model folder / hub id")
     p.add_argument("--image-size", type=int, help="input size of the image tower (default: its own)")
     p.add_argument("--text-tower", default="minilm", help="minilm (default), or a transformers encoder folder / hub id")
@@ -30,6 +31,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--held-out", type=float, default=0.1, help="share of distinct captions held out (folders)")
     p.add_argument("--pairs", type=int, default=4000, help="number of training pairs (shapes only)")
+    p.add_argument("--scene-share", type=float, default=0.5,
+                   help="share of training pictures from the two-object world (shapes only)")
+    p.add_argument("--captions-per-image", type=int, default=2,
+                   help="captions drawn for each training picture (shapes only)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a busy machine)")
     p.add_argument("--cache", type=Path, help="folder to keep image features in, reused by later runs")
@@ -37,6 +42,19 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=cmd_lit_tune)
     return p
+
+
+def command_line(args) -> str:
+    """The ``imagetune lit-tune`` command that reproduces this run (its settings, not its paths' cache)."""
+    import shlex
+
+    words = ["imagetune", "lit-tune", args.data, "--out", str(args.out)]
+    for option in ("image_tower", "image_size", "text_tower", "steps", "batch_size", "lr", "layers", "seed", "held_out",
+                   "pairs", "scene_share", "captions_per_image", "threads"):
+        value = getattr(args, option)
+        if value is not None:
+            words += ["--" + option.replace("_", "-"), str(value)]
+    return shlex.join(words)
 
 
 def cmd_lit_tune(args) -> int:
@@ -54,11 +72,13 @@ def cmd_lit_tune(args) -> int:
     settings = TuneSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                             layers=args.layers)
     try:
-        data = shapes_data(args.pairs, args.seed) if args.data == "shapes" else \
+        data = shapes_data(args.pairs, args.seed, scene_share=args.scene_share,
+                           captions_per_image=args.captions_per_image) if args.data == "shapes" else \
             folder_data(args.data, args.held_out, args.seed)
         _, metrics = tune_lit(data, image_tower_spec(args.image_tower, args.image_size),
                               text_tower_spec(args.text_tower), settings, args.out, args.device,
-                              None if args.no_progress else tqdm_reporter(), cache_dir=args.cache)
+                              None if args.no_progress else tqdm_reporter(), cache_dir=args.cache,
+                              record={"command": command_line(args)})
     except ModelExistsError as exc:
         print(f"imagetune lit-tune: --out {exc.folder} already exists and is not empty; a tuned model never "
               "replaces files: choose a new folder or remove that one", file=sys.stderr)

@@ -11,7 +11,7 @@ import torch
 
 from .evaluate import format_report
 from .model import LiTModel, check_new_folder
-from .sources import TuneData, features_of, shapes_metrics
+from .sources import TuneData, features_of
 from .tune import TuneSettings, evaluate_pairs, fit, new_model
 
 Reporter = Callable[[str, int, int, dict], None]  # (phase, done, total, extra)
@@ -19,39 +19,47 @@ Reporter = Callable[[str, int, int, dict], None]  # (phase, done, total, extra)
 
 def tune_lit(data: TuneData, image_spec: dict, text_spec: dict, settings: TuneSettings,
              out: Path | str | None = None, device: str = "cpu", report: Reporter | None = None,
-             search: list[Path] = (), cache_dir: Path | str | None = None) -> tuple[LiTModel, dict]:
+             search: list[Path] = (), cache_dir: Path | str | None = None,
+             record: dict | None = None) -> tuple[LiTModel, dict]:
     """Tune a text head on ``data``; returns the model and its metrics, and saves both when ``out`` is set.
 
     ``out`` must be a new or empty folder: an earlier model is never replaced (ModelExistsError).
 
     ``report(phase, done, total, extra)`` is called per batch of features and per training step.
     With ``cache_dir``, image features are kept there and reused by later runs on the same images.
+    ``record`` (e.g. the command line) is written into the saved config as it is.
     Runs with autograd enabled even when called under ``torch.inference_mode()``.
     """
     report = report or (lambda *_: None)
     if out is not None:
         check_new_folder(out)  # refuse before minutes of tuning, not after; save() checks again
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     with torch.inference_mode(False):
         model = new_model(image_spec, text_spec, settings, search).to(device)
         train = cached_features(model, data.train_images, image_spec, cache_dir,
                                 lambda d, t: report("image features", d, t, {}))
         held = cached_features(model, data.held_images, image_spec, cache_dir,
                                lambda d, t: report("held-out features", d, t, {}))
+        if data.train_pair_images is not None:
+            train = train[torch.tensor(data.train_pair_images)]
         featured = time.perf_counter()
         losses = fit(model, train, data.train_captions, settings,
-                     lambda d, t, loss: report("training", d, t, {"loss": loss}), data.train_groups)
+                     lambda d, t, loss: report("training", d, t, {"loss": loss}), meaning=data.train_meaning)
         trained = time.perf_counter()
         metrics = {"first_loss": round(losses[0], 4), "final_loss": round(sum(losses[-20:]) / len(losses[-20:]), 4),
                    "temperature": round(1.0 / model.logit_scale.exp().item(), 4)}
         if data.held_captions:
-            metrics.update(evaluate_pairs(model, held, data.held_captions, data.candidates))
-        if data.held_specs:
-            metrics["shapes"] = shapes_metrics(model, held, data.held_specs)
+            metrics.update(evaluate_pairs(model, held, data.held_captions, data.candidates, data.held_truth))
+        if data.metrics is not None:
+            metrics.update(data.metrics(model, held))
         metrics["seconds"] = {"features": round(featured - started, 1), "training": round(trained - featured, 1),
-                              "total": round(time.perf_counter() - started, 1)}
+                              "total": round(time.perf_counter() - started, 1),
+                              "cpu": round(time.process_time() - cpu_started, 1)}
     model.config["metrics"] = metrics
     model.config["data"] = data.name
+    if data.settings:
+        model.config["data_settings"] = data.settings
+    model.config.update(record or {})
     if out is not None:
         model.save(out)
     return model, metrics

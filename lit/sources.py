@@ -1,4 +1,4 @@
-"""Where tuning pairs come from: a folder of captioned images, or the procedural shapes set.
+"""Where tuning pairs come from: a folder of captioned images, or the procedural shapes worlds.
 
 Either way the result is a ``TuneData``: training and held-out pairs plus the candidate captions
 that held-out images are classified among. The held-out captions never occur in training, so
@@ -7,7 +7,7 @@ the held-out score measures zero-shot transfer, not memory.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -15,7 +15,8 @@ import torch
 
 from .data import load_images, pairs_from_folder
 from .model import LiTModel
-from .tune import tower_features
+from .tune import Meaning, tower_features
+
 
 @dataclass
 class TuneData:
@@ -27,8 +28,11 @@ class TuneData:
     held_images: object
     held_captions: list[str]
     candidates: list[str]
-    held_specs: list = field(default_factory=list)  # shapes only: the ShapeSpec of each held-out image
-    train_groups: list | None = None  # what each training pair shows, when known (shapes: its ShapeSpec)
+    train_pair_images: list[int] | None = None  # the image row of each pair, when images carry several captions
+    train_meaning: Meaning | None = None  # what captions claim and images show, when known (shapes)
+    held_truth: Callable[[list[str]], torch.Tensor] | None = None  # texts -> bool [texts, held images]
+    metrics: Callable[[LiTModel, torch.Tensor], dict] | None = None  # extra held-out scores from raw features
+    settings: dict | None = None  # how the pairs were drawn, recorded in the tuned model's config
 
 
 def folder_data(folder: Path | str, held_out_fraction: float = 0.1, seed: int = 0) -> TuneData:
@@ -48,21 +52,20 @@ def folder_data(folder: Path | str, held_out_fraction: float = 0.1, seed: int = 
                     [c for _, c in test], sorted(set(c for _, c in pairs)))
 
 
-def shapes_data(pairs: int = 4000, seed: int = 0, size: int = 64, held_per_combination: int = 8) -> TuneData:
-    """The procedural shapes set: ``pairs`` training pairs, and every HELD_OUT combination
-    ``held_per_combination`` times (rendered with another seed), ranked among all 4 phrasings of
-    all 168 combinations."""
-    from ..shapes import dataset as shapes
+def shapes_data(pairs: int = 4000, seed: int = 0, size: int = 64, held_per_combination: int = 8,
+                scene_share: float = 0.5, captions_per_image: int = 2) -> TuneData:
+    """The shapes worlds (``shapes_source.ShapesPairs``): ``pairs`` training pairs, one-object pictures in
+    the rich language and two-object scenes in their canonical words; held out, every HELD_OUT
+    combination ``held_per_combination`` times and held-out scenes, ranked among all 168
+    combinations and the scenes' confusers."""
+    from .shapes_source import ShapesPairs
 
-    images, captions, specs = shapes.make_dataset(pairs, seed, size)
-    held_images, held_captions, held_specs = shapes.make_dataset(
-        held_per_combination * len(shapes.HELD_OUT), seed + 1, size, held_out=True)
-    return TuneData("shapes", _as_image(images), captions, _as_image(held_images), held_captions,
-                    shapes.all_captions(shapes.all_specs()), held_specs, train_groups=specs)
-
-
-def _as_image(array) -> torch.Tensor:
-    return torch.from_numpy(array).float().div_(255.0)
+    source = ShapesPairs(pairs, seed, size, held_per_combination, scene_share, captions_per_image)
+    return TuneData("shapes", source.train_images, source.train_captions, source.held_images, source.held_captions,
+                    source.candidates, source.train_pair_images, source.meaning(), source.held_truth, source.metrics,
+                    {"pairs": pairs, "seed": seed, "size": size, "held_per_combination": held_per_combination,
+                     "scene_share": scene_share, "captions_per_image": captions_per_image,
+                     "pictures": len(source.train_images), "held_out_pictures": len(source.held_images)})
 
 
 def features_of(model: LiTModel, images, progress: Callable[[int, int], None] | None = None,
@@ -77,24 +80,3 @@ def features_of(model: LiTModel, images, progress: Callable[[int, int], None] | 
         if progress is not None:
             progress(min(start + batch_size, len(images)), len(images))
     return torch.cat(chunks) if chunks else torch.zeros(0, model.image_tower.dim)
-
-
-@torch.no_grad()
-def shapes_metrics(model: LiTModel, raw_features: torch.Tensor, specs: list) -> dict:
-    """Zero-shot on held-out shapes: the predicted combination (best of all 4 phrasings of each of the
-    168) must match exactly; also among the held-out combinations only, and per attribute."""
-    from ..shapes import dataset as shapes
-
-    images = model.adapt_image_features(raw_features.to(model.device))
-    results = {}
-    for label, pool in (("exact_among_all", shapes.all_specs()), ("exact_among_held_out", shapes.held_out_specs())):
-        variants = len(shapes.TEMPLATES)
-        texts = model.encode_texts(shapes.all_captions(pool))
-        best = (images @ texts.T).reshape(len(images), len(pool), variants).amax(dim=2).argmax(dim=1)
-        predicted = [pool[i] for i in best.tolist()]
-        results[label] = sum(p == s for p, s in zip(predicted, specs)) / max(1, len(specs))
-        if label == "exact_among_all":
-            for attribute in ("shape", "colour", "background"):
-                right = sum(getattr(p, attribute) == getattr(s, attribute) for p, s in zip(predicted, specs))
-                results[attribute] = right / max(1, len(specs))
-    return results

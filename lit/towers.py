@@ -17,6 +17,8 @@ import torch.nn.functional as F
 MINILM = "minilm"
 EFFICIENTNET_LITE0 = "efficientnet-lite0"
 EFFICIENTNET_LITE0_MULTI = "efficientnet-lite0-multi"
+EFFICIENTNET_LITE0_HALVES = "efficientnet-lite0-multi-halves"
+POOLS = {EFFICIENTNET_LITE0: "head", EFFICIENTNET_LITE0_MULTI: "multi", EFFICIENTNET_LITE0_HALVES: "multi-halves"}
 
 
 def resolve_source(source: str, search: list[Path] = ()) -> str:
@@ -59,10 +61,10 @@ def _hub_source(source: str) -> str:
 
 def image_tower_spec(name: str, image_size: int | None = None) -> dict:
     """The spec of an image tower given by name: ``efficientnet-lite0`` (pooled head feature),
-    ``efficientnet-lite0-multi`` (pooled features of several depths), or a transformers folder/hub id."""
-    if name in (EFFICIENTNET_LITE0, EFFICIENTNET_LITE0_MULTI):
-        pool = "multi" if name == EFFICIENTNET_LITE0_MULTI else "head"
-        return {"kind": EFFICIENTNET_LITE0, "image_size": int(image_size or 224), "pool": pool}
+    ``efficientnet-lite0-multi`` (pooled features of several depths), ``efficientnet-lite0-multi-halves``
+    (those and where in the picture they are), or a transformers folder/hub id."""
+    if name in POOLS:
+        return {"kind": EFFICIENTNET_LITE0, "image_size": int(image_size or 224), "pool": POOLS[name]}
     spec = {"kind": "transformers", "source": name}
     if image_size:
         spec["image_size"] = int(image_size)
@@ -78,26 +80,30 @@ class EfficientNetTower(torch.nn.Module):
     """Locked EfficientNet-Lite0: IMAGE [B, H, W, C] 0..1 -> L2-normalised pooled features [B, D].
 
     ``pool="head"``: the classifier's 1280-d feature; ``pool="multi"``: 2048-d, the head plus
-    pooled features of earlier blocks (see ``EfficientNetLite0.multilevel_features``).
+    pooled features of earlier blocks; ``pool="multi-halves"``: 2896-d, those plus the left-right
+    and top-bottom contrasts of four blocks (see ``EfficientNetLite0.multilevel_features``).
     """
 
     def __init__(self, image_size: int = 224, weights: Path | None = None, pool: str = "head"):
         super().__init__()
         from .efficientnet_lite import load_efficientnet_lite0
 
-        if pool not in ("head", "multi"):
-            raise ValueError(f"pool: expected 'head' or 'multi', got {pool!r}")
+        if pool not in POOLS.values():
+            raise ValueError(f"pool: expected one of {tuple(POOLS.values())}, got {pool!r}")
         self.net = load_efficientnet_lite0(weights)
         self.image_size, self.pool = image_size, pool
-        self.dim = 2048 if pool == "multi" else self.net._bn1.num_features
+        self.dim = {"head": self.net._bn1.num_features, "multi": 2048, "multi-halves": 2896}[pool]
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        from .efficientnet_lite import preprocess
+        from .efficientnet_lite import HALVES_TAPS, preprocess
 
         weight = self.net._conv_stem.weight
         x = preprocess(images.to(weight.device, weight.dtype), self.image_size)
-        features = self.net.multilevel_features(x) if self.pool == "multi" else self.net.features(x)
+        if self.pool == "head":
+            features = self.net.features(x)
+        else:
+            features = self.net.multilevel_features(x, halves=HALVES_TAPS if self.pool == "multi-halves" else ())
         return F.normalize(features.float(), dim=-1)
 
 

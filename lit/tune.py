@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .evaluate import retrieval_recall_at_1, zero_shot_accuracy
+from .evaluate import retrieval_recall_at_1, top1_true, zero_shot_accuracy
 from .model import LiTModel, TextHead, build_config
 from .towers import load_image_tower, load_text_encoder
 
@@ -95,19 +95,22 @@ def own_caption_positives(caption_of_image: torch.Tensor, captions: int) -> torc
 
 def train_head(model: LiTModel, features: torch.Tensor, caption_ids: torch.Tensor, states: torch.Tensor,
                masks: torch.Tensor, settings: TuneSettings, on_step: StepHook | None = None,
-               caption_groups: torch.Tensor | None = None) -> list[float]:
+               truth: torch.Tensor | None = None, content_ids: torch.Tensor | None = None) -> list[float]:
     """Train ``model.head`` and its temperature in place on cached tensors; returns the loss per step.
 
     ``features`` [N, D] are centred, normalised image embeddings; ``caption_ids`` [N] index the
     distinct captions whose token states are ``states`` [U, T, W] with masks [U, T].
-    ``caption_groups`` [U] (optional) gives captions that describe the same content one id: an
-    image is then a positive for every caption of its own caption's group.
+    ``truth`` [U, K] (optional) says which captions are true of which of K contents, and
+    ``content_ids`` [N] what each pair's image shows: an image is a positive for every caption in
+    its batch that is true of it. By default a caption is true only of its own pairs' images.
     """
+    if truth is None:
+        truth, content_ids = torch.eye(len(states), dtype=torch.bool), caption_ids
     with torch.inference_mode(False), torch.enable_grad():
         device = model.device
         features, caption_ids = features.clone().to(device), caption_ids.clone().to(device)
         states, masks = states.clone().to(device), masks.clone().to(device)
-        groups = (torch.arange(len(states)) if caption_groups is None else caption_groups.clone()).to(device)
+        truth, content_ids = truth.to(device), content_ids.clone().to(device)
         generator = torch.Generator().manual_seed(settings.seed)
         head = model.head.train()
         optimizer = torch.optim.AdamW([
@@ -121,10 +124,10 @@ def train_head(model: LiTModel, features: torch.Tensor, caption_ids: torch.Tenso
                 order, cursor = torch.randperm(len(features), generator=generator), 0
             index = order[cursor:cursor + batch].to(device)
             cursor += batch
-            distinct, inverse = torch.unique(caption_ids[index], return_inverse=True)
+            distinct = torch.unique(caption_ids[index])
             length = int(masks[distinct].sum(1).max())
             text = head(states[distinct, :length], masks[distinct, :length])
-            positives = groups[caption_ids[index]][:, None] == groups[distinct][None, :]
+            positives = truth[distinct[None, :], content_ids[index][:, None]]  # [B, U_batch]
             loss = contrastive_loss(features[index], text, positives, model.logit_scale)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -148,50 +151,99 @@ def _warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
     return factor
 
 
+@dataclass
+class Meaning:
+    """What each training pair's caption says and its image shows, and which sayings are true of which images.
+
+    ``truth(claims, contents)`` returns a bool array [len(claims), len(contents)]; it is asked once
+    about the distinct claims and contents, and every caption must be true of its own pair's image.
+    """
+
+    claims: list  # one hashable per pair: what its caption says
+    contents: list  # one hashable per pair: what its image shows
+    truth: Callable[[list, list], object]
+
+
+def same_group(claims: list, contents: list) -> torch.Tensor:
+    """Truth when claims and contents are group names: a caption is true of the images of its own group."""
+    return torch.tensor([[claim == content for content in contents] for claim in claims], dtype=torch.bool)
+
+
 def fit(model: LiTModel, raw_features: torch.Tensor, captions: list[str], settings: TuneSettings,
-        on_step: StepHook | None = None, groups: list | None = None) -> list[float]:
+        on_step: StepHook | None = None, groups: list | None = None, meaning: Meaning | None = None) -> list[float]:
     """Tune ``model`` on pairs (raw tower features [N, D], captions); sets the image centre first.
 
     ``groups`` (optional, one hashable per pair) names what each pair shows; captions of pairs in
-    one group count as positives for each other's images. By default a caption is its own group.
+    one group count as positives for each other's images. ``meaning`` (optional, instead) says
+    what each caption claims and each image shows, so a caption true of many images (a negation,
+    a caption that leaves something out) is a positive for all of them. By default a caption is
+    its own group.
     """
     if len(captions) != raw_features.shape[0]:
         raise ValueError(f"captions: expected one per image ({raw_features.shape[0]}), got {len(captions)}")
     if len(captions) < 2:
         raise ValueError(f"pairs: expected at least 2 image-caption pairs to contrast, got {len(captions)}")
+    if groups is not None:
+        if meaning is not None:
+            raise ValueError("groups: give either groups or a meaning, not both")
+        if len(groups) != len(captions):
+            raise ValueError(f"groups: expected one per pair ({len(captions)}), got {len(groups)}")
+        meaning = Meaning(list(groups), list(groups), same_group)
     if settings.center_images:
         model.image_center.copy_(raw_features.mean(0).to(model.image_center))
     distinct = list(dict.fromkeys(captions))
     row = {caption: i for i, caption in enumerate(distinct)}
     caption_ids = torch.tensor([row[c] for c in captions])
-    caption_groups = None
-    if groups is not None:
-        if len(groups) != len(captions):
-            raise ValueError(f"groups: expected one per pair ({len(captions)}), got {len(groups)}")
-        group_of = {}
-        for caption, group in zip(captions, groups):
-            if group_of.setdefault(caption, group) != group:
-                raise ValueError(f"groups: caption {caption!r} belongs to two groups, {group_of[caption]!r} and {group!r}")
-        ids = {g: i for i, g in enumerate(dict.fromkeys(group_of.values()))}
-        caption_groups = torch.tensor([ids[group_of[c]] for c in distinct])
+    truth, content_ids = caption_truth(captions, distinct, meaning) if meaning is not None else (None, None)
     states, masks = caption_states(model, distinct)
     features = model.adapt_image_features(raw_features.to(model.device)).cpu()
     model.config["train"] = dict(asdict(settings), pairs=len(captions), distinct_captions=len(distinct))
-    return train_head(model, features, caption_ids, states, masks, settings, on_step, caption_groups)
+    return train_head(model, features, caption_ids, states, masks, settings, on_step, truth, content_ids)
+
+
+def caption_truth(captions: list[str], distinct: list[str], meaning: Meaning) -> tuple[torch.Tensor, torch.Tensor]:
+    """Truth [U, K] of the distinct captions about the distinct contents, and each pair's content id [N]."""
+    if len(meaning.claims) != len(captions) or len(meaning.contents) != len(captions):
+        raise ValueError(f"meaning: expected a claim and a content per pair ({len(captions)}), got "
+                         f"{len(meaning.claims)} and {len(meaning.contents)}")
+    claim_of = {}
+    for caption, claim in zip(captions, meaning.claims):
+        if claim_of.setdefault(caption, claim) != claim:
+            raise ValueError(f"groups: caption {caption!r} belongs to two groups, {claim_of[caption]!r} and {claim!r}")
+    contents = list(dict.fromkeys(meaning.contents))
+    content_row = {content: i for i, content in enumerate(contents)}
+    content_ids = torch.tensor([content_row[c] for c in meaning.contents])
+    truth = torch.as_tensor(meaning.truth([claim_of[c] for c in distinct], contents), dtype=torch.bool)
+    caption_row = {caption: i for i, caption in enumerate(distinct)}
+    own = truth[torch.tensor([caption_row[c] for c in captions]), content_ids]
+    if not bool(own.all()):
+        bad = captions[int((~own).nonzero()[0])]
+        raise ValueError(f"meaning: caption {bad!r} is not true of its own pair's image")
+    return truth, content_ids
 
 
 @torch.no_grad()
 def evaluate_pairs(model: LiTModel, raw_features: torch.Tensor, captions: list[str],
-                   candidates: list[str]) -> dict:
-    """Held-out metrics: zero-shot accuracy among ``candidates`` and recall@1 among the held-out captions."""
+                   candidates: list[str], truth: Callable[[list[str]], torch.Tensor] | None = None) -> dict:
+    """Held-out metrics: zero-shot accuracy among ``candidates`` and recall@1 among the held-out captions.
+
+    ``truth(texts)`` (optional) gives a bool [len(texts), N]: which texts are true of which
+    held-out images; a top caption (or image) then counts when it is true, not only when it is
+    the pair's own caption.
+    """
     images = model.adapt_image_features(raw_features.to(model.device))
     row = {caption: i for i, caption in enumerate(candidates)}
     missing = [c for c in captions if c not in row]
     if missing:
         raise ValueError(f"candidates: every held-out caption must be a candidate, missing {missing[:3]}")
-    zero_shot = zero_shot_accuracy(images, torch.tensor([row[c] for c in captions]), model.encode_texts(candidates))
+    candidate_embeds = model.encode_texts(candidates)
+    if truth is None:
+        zero_shot = zero_shot_accuracy(images, torch.tensor([row[c] for c in captions]), candidate_embeds)
+    else:
+        zero_shot = top1_true(images @ candidate_embeds.T, truth(candidates).T)
     held = list(dict.fromkeys(captions))
     held_row = {caption: i for i, caption in enumerate(held)}
-    recall = retrieval_recall_at_1(images, torch.tensor([held_row[c] for c in captions]), model.encode_texts(held))
+    recall = retrieval_recall_at_1(images, torch.tensor([held_row[c] for c in captions]), model.encode_texts(held),
+                                   None if truth is None else truth(held))
     return {"zero_shot_accuracy": zero_shot, "candidates": len(candidates), "held_out_pairs": len(captions),
             "recall_at_1": recall}

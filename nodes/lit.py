@@ -199,8 +199,8 @@ class TuneLiTNode(Node):
                     tooltip="Folder in the input dir: images + captions.tsv/json, <image>.txt, or PNGs with a workflow"),
               Input("name", T.STRING, default="my-lit", tooltip="Saved to <output>/lit/<name>"),
               Input("image_tower", T.STRING, default="efficientnet-lite0-multi",
-                    tooltip="efficientnet-lite0-multi, efficientnet-lite0, or a transformers vision model folder "
-                            "in a models dir (or hub id)"),
+                    tooltip="efficientnet-lite0-multi, efficientnet-lite0-multi-halves (also where things are), "
+                            "efficientnet-lite0, or a transformers vision model folder in a models dir (or hub id)"),
               Input("text_tower", T.STRING, default="minilm",
                     tooltip="minilm, or a transformers text encoder folder in a models dir (or hub id)"),
               Input("steps", T.INT, default=1500, min=1, max=100000, tooltip="optimisation steps of the text head"),
@@ -218,10 +218,10 @@ class TuneLiTNode(Node):
     def run(self, ctx, folder, name, image_tower, text_tower, steps, batch_size, learning_rate, held_out, seed):
         from ..lit.run import describe, tune_lit
         from ..lit.sources import folder_data
-        from ..lit.towers import EFFICIENTNET_LITE0, EFFICIENTNET_LITE0_MULTI, MINILM, image_tower_spec, text_tower_spec
+        from ..lit.towers import MINILM, POOLS, image_tower_spec, text_tower_spec
         from ..lit.tune import TuneSettings
 
-        check_tower(ctx, image_tower, "image_tower", (EFFICIENTNET_LITE0, EFFICIENTNET_LITE0_MULTI))
+        check_tower(ctx, image_tower, "image_tower", tuple(POOLS))
         check_tower(ctx, text_tower, "text_tower", (MINILM,))
         source = resolve_inside(ctx.input_dir, folder, "folder")
         target = resolve_inside(Path(ctx.output_dir) / "lit", name, "name")

@@ -143,3 +143,20 @@ def test_multilevel_features_concatenate_normalised_pooled_block_outputs(picture
     reference = torch.cat(parts, dim=1) / math.sqrt(len(parts))
     assert multi.shape == (2, 2048)
     torch.testing.assert_close(multi, reference)
+
+
+def test_halves_say_which_side_a_thing_is_on():
+    """Mirrored pictures pool alike; the halves' contrasts tell them apart, and the pooled part is unchanged."""
+    from imagetune.shapes import scene as S
+
+    model = E.load_efficientnet_lite0()
+    red, blue = S.Thing("circle", "red"), S.Thing("square", "blue")
+    pictures = [np.asarray(S.render(S.Scene(things, "left of", "white"), 64)) for things in ((red, blue), (blue, red))]
+    x = E.preprocess(torch.from_numpy(np.stack(pictures)).float() / 255, size=128)
+    with torch.no_grad():
+        plain, halves = model.multilevel_features(x), model.multilevel_features(x, halves=E.HALVES_TAPS)
+    assert halves.shape == (2, 2048 + 2 * 424)
+    torch.testing.assert_close(halves[:, :2048], plain)
+    pooled = torch.nn.functional.cosine_similarity(plain[0], plain[1], dim=0)
+    where = torch.nn.functional.cosine_similarity(halves[0, 2048:], halves[1, 2048:], dim=0)
+    assert pooled > 0.95 and where < 0  # the left-right contrasts of mirrored pictures point opposite ways

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from imagetune.lit.evaluate import retrieval_recall_at_1, zero_shot_accuracy
 from imagetune.lit.model import LiTModel, TextHead, build_config, load_lit_model
-from imagetune.lit.sources import shapes_data, shapes_metrics
+from imagetune.lit.sources import shapes_data
 from imagetune.lit.towers import EfficientNetTower, TextEncoder, image_tower_spec, resolve_source, text_tower_spec
 from imagetune.lit.tune import TuneSettings, contrastive_loss, fit, own_caption_positives, tower_features
 from imagetune.shapes import dataset as shapes
@@ -29,13 +29,19 @@ def fresh_model(towers, seed: int = 0) -> LiTModel:
     return LiTModel(image_tower, text_encoder, head, config)
 
 
+def pair_features(model, data):
+    """Tower features of each training pair (pictures carry several captions)."""
+    return tower_features(model, data.train_images)[torch.tensor(data.train_pair_images)]
+
+
 @pytest.fixture(scope="module")
 def tuned(towers):
-    """A head tuned for a few seconds on 240 training pairs; 32 held-out images of unseen combinations."""
-    data = shapes_data(pairs=240, seed=0, size=32, held_per_combination=2)
+    """A head tuned for a few seconds on 480 training pairs of both worlds; held-out pictures of unseen combinations."""
+    data = shapes_data(pairs=480, seed=0, size=32, held_per_combination=2)
     model = fresh_model(towers)
-    train = tower_features(model, data.train_images)
-    losses = fit(model, train, data.train_captions, TuneSettings(steps=60, batch_size=48, lr=3e-3, warmup=5, seed=0))
+    train = pair_features(model, data)
+    losses = fit(model, train, data.train_captions, TuneSettings(steps=60, batch_size=48, lr=3e-3, warmup=5, seed=0),
+                 meaning=data.train_meaning)
     return model, losses, data, tower_features(model, data.held_images), train
 
 
@@ -81,7 +87,7 @@ def test_tuning_lowers_the_loss(tuned):
 
 def test_tuned_head_beats_chance_on_held_out_combinations(tuned):
     model, _, data, held, _ = tuned
-    metrics = shapes_metrics(model, held, data.held_specs)
+    metrics = data.metrics(model, held, prompts=False)["shapes"]
     assert metrics["shape"] > 0.6  # chance 1/3
     assert metrics["exact_among_held_out"] > 3 / len(shapes.HELD_OUT)  # three times chance
 
@@ -90,7 +96,7 @@ def test_untrained_head_does_not(towers, tuned):
     _, _, data, held, train = tuned
     model = fresh_model(towers, seed=0)
     model.image_center.copy_(train.mean(0))
-    assert shapes_metrics(model, held, data.held_specs)["exact_among_held_out"] <= 3 / len(shapes.HELD_OUT)
+    assert data.metrics(model, held, prompts=False)["shapes"]["exact_among_held_out"] <= 3 / len(shapes.HELD_OUT)
 
 
 def test_saved_head_reloads_with_identical_scores(tuned, tmp_path):
@@ -107,11 +113,12 @@ def test_saved_head_reloads_with_identical_scores(tuned, tmp_path):
 
 def test_tuning_is_seeded(towers):
     data = shapes_data(pairs=64, seed=3, size=32, held_per_combination=1)
-    features = tower_features(fresh_model(towers), data.train_images)
+    features = pair_features(fresh_model(towers), data)
     runs = []
     for _ in range(2):
         model = fresh_model(towers)
-        runs.append(fit(model, features, data.train_captions, TuneSettings(steps=4, batch_size=16, seed=5)))
+        runs.append(fit(model, features, data.train_captions, TuneSettings(steps=4, batch_size=16, seed=5),
+                        meaning=data.train_meaning))
     assert runs[0] == runs[1]
 
 
