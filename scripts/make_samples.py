@@ -22,6 +22,8 @@ PROMPTS = (
     "an orange circle on a purple background",
     "a purple triangle on a green background",   # held out of training
     "a black circle on a red background",         # held out of training
+    "a red circle to the left of a blue square on a white background",  # the two-object world (#12)
+    "two yellow triangles on a black background",
 )
 SEEDS = (0, 1, 2, 3)
 # The default workflow's post-generator settings before #12 (the "before" row of style-before-after.png).
