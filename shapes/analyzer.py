@@ -54,16 +54,22 @@ def nearest_colour(rgb: np.ndarray) -> str:
     return _NAMES[int(np.argmin(((_PALETTE - rgb) ** 2).sum(-1)))]
 
 
-def analyze(image) -> Analysis:
-    """Decide shape, colour and background of one image (see the module docstring)."""
-    pixels = as_array(image)
+def background_and_rest(pixels: np.ndarray) -> tuple[str, np.ndarray]:
+    """The background (palette colour nearest the border median) and the majority-filtered mask of pixels off it."""
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
     background = nearest_colour(np.median(border, axis=0))
     bg_rgb = _PALETTE[_NAMES.index(background)]
     distance = np.sqrt(((pixels - bg_rgb) ** 2).sum(-1))
     # Half the distance to the closest other palette colour separates "background" from "not".
     others = np.sqrt(((_PALETTE - bg_rgb) ** 2).sum(-1))
-    mask = largest_component(majority_filter(distance > 0.5 * np.sort(others)[1]))
+    return background, majority_filter(distance > 0.5 * np.sort(others)[1])
+
+
+def analyze(image) -> Analysis:
+    """Decide shape, colour and background of one image (see the module docstring)."""
+    pixels = as_array(image)
+    background, rest = background_and_rest(pixels)
+    mask = largest_component(rest)
     if mask.sum() < 16:
         return Analysis(None, None, background, {})
     colour = nearest_colour(np.median(pixels[mask], axis=0))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .analyzer import _NAMES, _PALETTE, as_array, majority_filter, nearest_colour, shape_ious
+from .analyzer import _NAMES, _PALETTE, as_array, background_and_rest, shape_ious
 
 MIN_AREA = 24  # pixels at 64x64: the smallest drawn object (three in a row) covers ~150
 OPENING = np.ones((3, 3), np.uint8)
@@ -46,12 +46,7 @@ def analyze_scene(image) -> SceneAnalysis:
     import cv2
 
     pixels = as_array(image)
-    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-    background = nearest_colour(np.median(border, axis=0))
-    bg_rgb = _PALETTE[_NAMES.index(background)]
-    distance = np.sqrt(((pixels - bg_rgb) ** 2).sum(-1))
-    others = np.sqrt(((_PALETTE - bg_rgb) ** 2).sum(-1))
-    foreground = majority_filter(distance > 0.5 * np.sort(others)[1])
+    background, foreground = background_and_rest(pixels)
     nearest = np.argmin(((pixels[:, :, None, :] - _PALETTE) ** 2).sum(-1), axis=-1)
     found = []
     for index, name in enumerate(_NAMES):
