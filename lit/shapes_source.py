@@ -116,7 +116,11 @@ class ShapesPairs:
         if captions_per_image < 1:
             raise ValueError(f"captions_per_image: expected at least 1, got {captions_per_image}")
         self.size, self.one_object, self.scenes = size, one_object or one_object_wording(), scenes
-        rng = np.random.default_rng(seed)
+        self._draw_training(pairs, captions_per_image, scene_share, np.random.default_rng(seed))
+        self._draw_held_out(held_per_combination, held_scenes_per_kind, np.random.default_rng(seed + 1))
+
+    def _draw_training(self, pairs: int, captions_per_image: int, scene_share: float, rng: np.random.Generator):
+        """The training pictures (one-object first, then scenes) and ``captions_per_image`` wordings of each."""
         pictures = math.ceil(pairs / captions_per_image)
         train = self._one_object_scenes(pictures - round(pictures * scene_share), rng, ds.training_specs())
         train += [training_scene(rng, SCENE_KINDS[i % 3]) for i in range(round(pictures * scene_share))]
@@ -132,22 +136,20 @@ class ShapesPairs:
                 self.train_pair_images.append(index)
         del self.train_captions[pairs:], self.train_claims[pairs:], self.train_pair_images[pairs:]
 
-        held_rng = np.random.default_rng(seed + 1)
-        held = self._one_object_scenes(held_per_combination * len(ds.HELD_OUT), held_rng, ds.held_out_specs())
+    def _draw_held_out(self, per_combination: int, scenes_per_kind: int, rng: np.random.Generator):
+        """Held-out pictures with their full captions, and the candidates they are ranked among."""
+        held = self._one_object_scenes(per_combination * len(ds.HELD_OUT), rng, ds.held_out_specs())
         self.held_one_object = len(held)
-        held += [S.random_scene(held_rng, kind, held_out=True) for kind in SCENE_KINDS
-                 for _ in range(held_scenes_per_kind)]
+        held += [S.random_scene(rng, kind, held_out=True) for kind in SCENE_KINDS for _ in range(scenes_per_kind)]
         self.held_scenes = held
-        self.held_images, self.held_contents = self._draw(held, held_rng)
+        self.held_images, self.held_contents = self._draw(held, rng)
         self.held_captions = [S.canonical(scene) for scene in held]
+        tested = [other for scene in held[self.held_one_object:] for other in (scene, *confusers(scene).values())]
+        self.candidates = list(dict.fromkeys([S.canonical(S.single(spec)) for spec in ds.all_specs()]
+                                             + [S.canonical(other) for other in tested]))
         self._claims = {S.canonical(s): claim_of(s) for s in (S.single(spec) for spec in ds.all_specs())}
-        self._claims.update({text: claim for text, claim in zip(self.train_captions, self.train_claims)})
-        for scene in held[self.held_one_object:]:
-            for other in (scene, *confusers(scene).values()):
-                self._claims[S.canonical(other)] = claim_of(other)
-        self.candidates = [S.canonical(S.single(spec)) for spec in ds.all_specs()]
-        self.candidates += [t for t in dict.fromkeys(S.canonical(o) for s in held[self.held_one_object:]
-                                                     for o in (s, *confusers(s).values())) if t not in self.candidates]
+        self._claims.update(zip(self.train_captions, self.train_claims))
+        self._claims.update((S.canonical(other), claim_of(other)) for other in tested)
 
     @staticmethod
     def _one_object_scenes(n: int, rng: np.random.Generator, pool: list[ds.ShapeSpec]) -> list[S.Scene]:

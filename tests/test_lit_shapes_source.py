@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from imagetune.lit.claims import ALL_COLOURS, Claim, Slot, claim_of, holds, holds_matrix
 from imagetune.lit.prompt_ranking import meets
