@@ -28,8 +28,14 @@ def test_candidates_are_the_generate_nodes_batch(tmp_path):
     cfg = graph["6"]["inputs"]["guidance"]
     ctx = ExecutionContext(device="cpu", output_dir=tmp_path, input_dir=tmp_path, models_dirs=[ROOT / "models"])
     node = Runtime(default_registry()).run(graph, ctx=ctx).outputs["6"][0].numpy()
-    ours = workflow_candidates(load_pipeline(ROOT / "models" / "imagetune-shapes"), load_text_encoder(),
-                               [prompt, "a red circle on a blue background"], [seed, 0], 3, steps, cfg)
+    # The workflow's Understand Prompt node (4) hands the generator its canonical caption: do the same.
+    from imagetune.shapes.evaluate import understood, workflow_reader
+    from imagetune.shapes.understand import PromptReader
+    text = load_text_encoder()
+    caption = understood(PromptReader.from_pretrained(workflow_reader(ROOT / "workflows" / "api" /
+                                                                      "imagetune-text-to-image.json")), text, [prompt])
+    ours = workflow_candidates(load_pipeline(ROOT / "models" / "imagetune-shapes"), text,
+                               caption + ["a red circle on a blue background"], [seed, 0], 3, steps, cfg)
     assert ours.shape == (2, 3, 64, 64, 3)
     np.testing.assert_allclose(ours[0], node, atol=2e-3)  # batched float kernels may differ in the last bits
     assert np.abs(ours[0, 0] - ours[0, 1]).max() > 0.1  # candidates differ
