@@ -128,7 +128,7 @@ def not_minilm(model: PromptReader, states: torch.Tensor) -> list[int]:
     """The rows of ``states`` [B, T, width] whose 77-token windows do not start with a MiniLM start state."""
     starts = states[:, ::model.config.window].float()
     similar = torch.nn.functional.cosine_similarity(starts, model.start_state.to(starts.device), dim=-1)
-    return [i for i, worst in enumerate(similar.min(1).values.tolist()) if worst < START_SIMILARITY]
+    return [i for i, worst in enumerate(similar.min(1).values.tolist()) if not worst >= START_SIMILARITY]  # NaN too
 
 
 @torch.no_grad()

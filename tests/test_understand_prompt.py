@@ -183,6 +183,7 @@ def test_minilm_states_pass_the_start_token_check(ctx, minilm):
     states, _ = encode(minilm, prompts, ctx)
     assert states.shape[1] > 77 and not_minilm(model, states) == []
     assert not_minilm(model, torch.randn(2, 154, 384)) == [0, 1]
+    assert not_minilm(model, torch.cat([states[:1, :77], torch.full((1, 77, 384), float("nan"))])) == [1]
 
 
 def test_a_workflow_with_a_bad_model_name_fails_validation(keep_node):
