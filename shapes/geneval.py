@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import COLOURS, SHAPES
-from .scene import COUNT_WORDS, PLURALS, Description, Scene, Thing, all_things, canonical_text, is_held_out
+from .scene import COUNT_WORDS, PLURALS, Description, Scene, Thing, all_things, article, canonical_text, is_held_out
 from .saved_png import DEFAULT_WORKFLOW
 from .scene_analyzer import SceneAnalysis, Seen, analyze_scene
 
@@ -76,11 +76,6 @@ def stands(a: Seen, relation: str, b: Seen) -> bool:
     """Whether ``a`` is ``relation`` ``b`` by more than MARGIN of the side."""
     dx, dy = b.x - a.x, b.y - a.y
     return {"left of": dx > MARGIN, "right of": -dx > MARGIN, "above": dy > MARGIN, "below": -dy > MARGIN}[relation]
-
-
-def article(words: str) -> str:
-    """'a circle', 'an orange square'."""
-    return ("an " if words[0] in "aeiou" else "a ") + words
 
 
 def prompts(seeds: int = 4) -> list[Prompt]:

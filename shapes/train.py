@@ -320,13 +320,19 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
+def start_run(args) -> Path:
+    """Set torch's CPU threads, create --work and log the arguments there; the log file."""
     if args.threads:
         torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     logfile = args.work / "train.log"
     log(logfile, f"args {vars(args)}")
+    return logfile
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    logfile = start_run(args)
     began = time.time()
     specs = ds.training_specs()
     images, _, sample_specs = ds.make_dataset(len(specs) * args.renders, args.seed, IMAGE_SIZE)

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .slots import IGNORE, SLOTS, targets
-from .train import log, update_ema
+from .train import log, start_run, update_ema
 from .understand import WINDOW, PromptReader, ReaderConfig
 from .understand_data import caption_states, training_examples
 
@@ -136,11 +136,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    args.work.mkdir(parents=True, exist_ok=True)
-    logfile = args.work / "train.log"
-    log(logfile, f"args {vars(args)}")
+    logfile = start_run(args)
     began = time.time()
     examples = training_examples(args.captions, args.seed)
     texts = [t for t, _ in examples]
