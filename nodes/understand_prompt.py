@@ -72,6 +72,9 @@ class UnderstandPromptNode(Node):
         combo("model", (DEFAULT_PROMPT_READER,), listing=PROMPT_READERS, open=True,
               tooltip="a prompt-understanding model folder (prompt_reader.safetensors, config.json) in "
                       "models/prompt_readers, or a path under a models folder"),
+        Input("regions", T.BOOLEAN, default=True, optional=True,
+              tooltip="regional conditioning: each object's own words are seen only from its part of the picture "
+                      "(what imagetune-shapes is trained on); off: the understood caption alone"),
     )
     outputs = (Output(T.CONDITIONING, "conditioning", "the understood captions, encoded; one row per input row"),
                Output(T.STRING, "caption", "the understood caption of each row, one per line"))
@@ -89,22 +92,30 @@ class UnderstandPromptNode(Node):
         except Exception as exc:  # reported when the node runs; here it only has to be stable
             return repr(exc)
 
-    def run(self, ctx, conditioning, text_encoder, model):
+    def run(self, ctx, conditioning, text_encoder, model, regions=True):
         from ..ops import conditioning as C
         from ..ops.text_encoders import encode
-        from ..shapes.understand import understood_captions
+        from ..shapes.regions import regional_conditioning, regional_texts
+        from ..shapes.scene import canonical_text
+        from ..shapes.understand import read
 
         C.first(conditioning, "conditioning")
         reader = load_reader(ctx, model)
         out, captions = [], []
         for entry, (tokens, extras) in enumerate(conditioning):
             check_states(reader, tokens, entry)
-            rows = understood_captions(reader, tokens)
-            new_tokens, pooled = encode(text_encoder, rows, ctx)
-            out.append([new_tokens, {**extras, C.POOLED: pooled}])
+            asked = [reading.description() for reading in read(reader, tokens)]
+            rows = [canonical_text(d) for d in asked]
+            extras = {k: v for k, v in extras.items() if k != C.REGIONS}
+            if regions and any(len(d.things) > 1 for d in asked):  # one thing each: the caption alone is the same
+                states, pooled = encode(text_encoder, regional_texts(asked), ctx)
+                new_tokens, seen = regional_conditioning(asked, states)
+                out.append([new_tokens, {**extras, C.POOLED: pooled[:len(asked)], C.REGIONS: seen}])
+            else:
+                new_tokens, pooled = encode(text_encoder, rows, ctx)
+                out.append([new_tokens, {**extras, C.POOLED: pooled}])
             captions += rows
         text = "\n".join(captions)
         return {"ui": {"text": [text]}, "result": (out, text)}
-
 
 NODES = (UnderstandPromptNode,)

@@ -12,6 +12,7 @@ import torch
 
 from ..graph_runtime.errors import NodeInputError
 
+REGIONS = "token_regions"  # [B, T, h, w]: where each token may be attended from (ops/regional_attention.py)
 POOLED = "pooled_output"
 
 

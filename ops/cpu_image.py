@@ -144,6 +144,14 @@ def rounded_levels(array: np.ndarray) -> np.ndarray:
     return cv2.addWeighted(array, 255.0, array, 0.0, 0.0, dtype=cv2.CV_8U)
 
 
+def from_levels(levels: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """level / 255 of uint8 ``levels`` into float32 ``out``: the 8-bit loaders' values (``LEVELS``), bit for bit.
+
+    One SIMD division, not OpenCV's table lookup: 1.8x faster at 512² (0.146 against 0.257 ms, one thread),
+    1.15x at 2048², where writing the floats bounds both (/tmp timings, docs/image.md)."""
+    return np.divide(levels, _SCALE, out=out, dtype=np.float32)
+
+
 def eight_bit(array: np.ndarray, out: np.ndarray | None = None) -> np.ndarray | None:
     """The uint8 levels of ``array`` when every value is exactly level / 255 (as 8-bit loaders make it), else None.
 

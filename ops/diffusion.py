@@ -58,6 +58,34 @@ def _execution(handle: Pipeline) -> tuple[torch.device, torch.dtype]:
     return torch.device(handle.device), (denoiser.dtype if denoiser is not None else handle.dtype)
 
 
+def regional(handle: Pipeline, positive, kwargs: dict, batch_size: int) -> dict:
+    """The pipeline call's ``cross_attention_kwargs`` for a positive CONDITIONING with ``token_regions``, else {}.
+
+    The map must cover the positive's tokens; it follows the prompts through ``num_images_per_prompt``
+    (each prompt's images are consecutive) and the UNet gets the regional attention processor.
+    """
+    tokens, _, extras = C.first(positive, "positive")
+    seen = extras.get(C.REGIONS)
+    if seen is None:
+        return {}
+    from .regional_attention import REGIONS_KEY, check_regions, fit_tokens, use_regions
+
+    denoiser = getattr(handle.pipe, "unet", None)
+    if denoiser is None:
+        raise NodeInputError("positive", f"token_regions need a UNet pipeline; {type(handle.pipe).__name__} has none")
+    if not torch.is_tensor(seen) or seen.shape[0] != tokens.shape[0]:
+        raise NodeInputError("positive", f"expected token_regions [B, T, h, w] with B = {tokens.shape[0]} prompts, "
+                                         f"got {list(seen.shape) if torch.is_tensor(seen) else type(seen).__name__}")
+    try:
+        check_regions(seen, tokens.shape[1])
+        seen = fit_tokens(seen, kwargs["prompt_embeds"].shape[1])
+        use_regions(denoiser)
+    except ValueError as exc:
+        raise NodeInputError("positive", f"token_regions: {exc}") from exc
+    device, dtype = _execution(handle)
+    return {"cross_attention_kwargs": {REGIONS_KEY: seen.repeat_interleave(batch_size, 0).to(device, dtype)}}
+
+
 def step_callback(ctx):
     """A ``callback_on_step_end`` that reports steps to ``ctx`` (which raises on interrupt)."""
     def callback(pipe, step, _timestep, kwargs):
@@ -75,8 +103,9 @@ def text_to_image(handle: Pipeline, positive, negative, width: int, height: int,
                  f"{prompts} prompt(s) x batch_size {batch_size} images")
     on_device(handle, ctx)
     try:
+        extra = regional(handle, positive, kwargs, batch_size)
         latents = _call(handle.pipe, ctx, sampling, kwargs, width=width, height=height,
-                        num_images_per_prompt=batch_size)
+                        num_images_per_prompt=batch_size, **extra)
         return decode(handle.pipe, latents), latent_output(handle.pipe, latents)
     finally:
         after_use(handle, ctx)

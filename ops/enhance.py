@@ -267,11 +267,11 @@ def _clahe_cpu(image: torch.Tensor, clip_limit: float, tiles: tuple[int, int]) -
     for src, dst in zip(cpu.hwc_arrays(image), views):
         levels = cpu.rounded_levels(src)
         if levels.ndim == 2:
-            cv2.LUT(equalise.apply(levels), cpu.LEVELS, dst=dst)
+            cpu.from_levels(equalise.apply(levels), dst)
             continue
         lab = cv2.cvtColor(levels, cv2.COLOR_RGB2Lab)
         cv2.insertChannel(equalise.apply(cv2.extractChannel(lab, 0)), lab, 0)
-        cv2.LUT(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB, dst=levels), cpu.LEVELS, dst=dst)
+        cpu.from_levels(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB, dst=levels), dst)
     return out
 
 
@@ -349,4 +349,4 @@ def _median_cpu(src: np.ndarray, size: int, border: int, dst: np.ndarray) -> Non
             np.copyto(dst, median)
         return
     median = cv2.medianBlur(cpu.pad_reflect_(padded, r), size)[r:-r, r:-r] if mirror else cv2.medianBlur(levels, size)
-    cv2.LUT(median, cpu.LEVELS, dst=dst)
+    cpu.from_levels(median, dst)

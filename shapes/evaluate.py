@@ -45,18 +45,32 @@ def load_text_encoder():
 
 @torch.no_grad()
 def generate(pipe, text, prompts: list[str], seeds: list[int], steps: int = 20, cfg: float = 2.0,
-             batch: int = 32) -> np.ndarray:
-    """Images float [N, 64, 64, 3] in 0..1 for ``prompts``, the k-th made from ``seeds[k]``."""
+             batch: int = 32, descriptions: list | None = None) -> np.ndarray:
+    """Images float [N, 64, 64, 3] in 0..1 for ``prompts``, the k-th made from ``seeds[k]``.
+
+    With ``descriptions`` (what each prompt asks, for a pipeline trained on regional conditioning)
+    the generator gets ``regions.regional_conditioning`` of them instead of the prompts' states.
+    """
     from ..nodes.text_encoding import encode_prompts
+    from ..ops.regional_attention import REGIONS_KEY, use_regions
+    from .regions import regional_conditioning, regional_texts
     tokenizer, model = text
     out = []
     for i in range(0, len(prompts), batch):
         chunk = prompts[i:i + batch]
-        states, _ = encode_prompts(model, tokenizer, chunk)
         empty, _ = encode_prompts(model, tokenizer, [""] * len(chunk))
+        extra = {}
+        if descriptions is None:
+            states, _ = encode_prompts(model, tokenizer, chunk)
+        else:
+            use_regions(pipe.unet)
+            asked = descriptions[i:i + batch]
+            states, seen = regional_conditioning(asked, encode_prompts(model, tokenizer, regional_texts(asked))[0])
+            empty = empty.repeat(1, states.shape[1] // empty.shape[1], 1)
+            extra = {"cross_attention_kwargs": {REGIONS_KEY: seen}}
         gens = [torch.Generator().manual_seed(s) for s in seeds[i:i + batch]]
         out.append(pipe(prompt_embeds=states, negative_prompt_embeds=empty, num_inference_steps=steps,
-                        guidance_scale=cfg, generator=gens, output_type="np").images)
+                        guidance_scale=cfg, generator=gens, output_type="np", **extra).images)
     return np.concatenate(out)
 
 
@@ -99,11 +113,17 @@ def score_targets(images, targets: list[heldout.Target]) -> dict:
 
 def understood(reader, text, prompts: list[str], batch: int = 128) -> list[str]:
     """What the default workflow's Understand Prompt node makes of ``prompts``: canonical captions."""
+    from .scene import canonical_text
+    return [canonical_text(d) for d in understood_descriptions(reader, text, prompts, batch)]
+
+
+def understood_descriptions(reader, text, prompts: list[str], batch: int = 128) -> list:
+    """What the Understand Prompt node reads in each of ``prompts`` (``scene.Description``s)."""
     from ..nodes.text_encoding import encode_prompts
-    from .understand import understood_captions
+    from .understand import read
     tokenizer, model = text
-    return [c for i in range(0, len(prompts), batch)
-            for c in understood_captions(reader, encode_prompts(model, tokenizer, prompts[i:i + batch])[0])]
+    return [r.description() for i in range(0, len(prompts), batch)
+            for r in read(reader, encode_prompts(model, tokenizer, prompts[i:i + batch])[0])]
 
 
 def workflow_reader(workflow: Path) -> Path | None:

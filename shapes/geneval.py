@@ -25,6 +25,7 @@ import numpy as np
 
 from .dataset import COLOURS, SHAPES
 from .scene import COUNT_WORDS, PLURALS, Description, Scene, Thing, all_things, article, canonical_text, is_held_out
+from .regions import is_regional
 from .saved_png import DEFAULT_WORKFLOW
 from .scene_analyzer import SceneAnalysis, Seen, analyze_scene
 
@@ -169,16 +170,18 @@ def main(argv=None) -> None:
     began = time.time()
     asked = prompts(args.seeds)
     text = load_text_encoder()
+    descriptions = None
     if args.canonical:
-        texts = [canonical_text(q.ask.description()) for q in asked]
-    elif args.plain:
-        texts = [q.text for q in asked]
-    else:
-        texts = understood([q.text for q in asked], args.workflow, text)
+        descriptions = [q.ask.description() for q in asked]
+    elif not args.plain:
+        descriptions = understood([q.text for q in asked], args.workflow, text)
+    texts = [q.text for q in asked] if descriptions is None else [canonical_text(d) for d in descriptions]
     pipe = load_pipeline(args.model)
-    images = generate(pipe, text, texts, [q.seed for q in asked], args.steps, args.cfg)
+    regional = descriptions if descriptions is not None and is_regional(args.model) else None
+    images = generate(pipe, text, texts, [q.seed for q in asked], args.steps, args.cfg, descriptions=regional)
     result = score([analyze_scene(img) for img in images], asked)
     result.update(model=str(args.model), prompts="canonical" if args.canonical else "plain" if args.plain else "understood",
+                  regional=regional is not None,
                   steps=args.steps, cfg=args.cfg,
                   seconds=round(time.time() - began, 1))
     for task, value in result["tasks"].items():
@@ -188,15 +191,14 @@ def main(argv=None) -> None:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
 
 
-def understood(texts: list[str], workflow: Path, text_encoder) -> list[str]:
-    """The prompts as ``workflow``'s Understand Prompt node rewrites them (its model's canonical captions)."""
-    from .evaluate import understood as rewrite, workflow_reader
+def understood(texts: list[str], workflow: Path, text_encoder) -> list[Description]:
+    """What ``workflow``'s Understand Prompt node reads in each prompt (its canonical caption is the caption's)."""
+    from .evaluate import understood_descriptions, workflow_reader
     from .understand import PromptReader
     folder = workflow_reader(workflow)
     if folder is None:
         raise SystemExit(f"{workflow}: no Understand Prompt node; use --plain or --canonical")
-    return rewrite(PromptReader.from_pretrained(folder), text_encoder, texts)
-
+    return understood_descriptions(PromptReader.from_pretrained(folder), text_encoder, texts)
 
 if __name__ == "__main__":
     main()

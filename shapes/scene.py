@@ -187,15 +187,16 @@ def layout(scene: Description, rng: np.random.Generator | None) -> list[tuple[fl
     return places
 
 
-def render(scene: Scene, size: int = 64, rng: np.random.Generator | None = None) -> Image.Image:
-    """Draw ``scene`` as a ``size`` x ``size`` RGB image (no ``rng``: the canonical layout)."""
+def render(scene: Scene, size: int = 64, rng: np.random.Generator | None = None,
+           places: list[tuple[float, float, float]] | None = None) -> Image.Image:
+    """Draw ``scene`` as a ``size`` x ``size`` RGB image (no ``rng``: the canonical layout; ``places``: this one)."""
     if len(scene.things) == 1:  # exactly the one-object world's picture
         thing = scene.things[0]
         return dataset_render(ShapeSpec(thing.shape, thing.colour, scene.background), size, rng)
     big = size * SUPERSAMPLE
     image = Image.new("RGB", (big, big), COLOURS[scene.background])
     draw = ImageDraw.Draw(image)
-    for thing, (x, y, half) in zip(scene.things, layout(scene, rng)):
+    for thing, (x, y, half) in zip(scene.things, places or layout(scene, rng)):
         draw_thing(draw, thing, x * big, y * big, half * big)
     return image.resize((size, size), Image.Resampling.BOX)
 

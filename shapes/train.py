@@ -30,7 +30,9 @@ import torch.nn.functional as F
 
 from . import dataset as ds
 from . import language
+from . import regions
 from . import scene as scene_mod
+from ..ops.regional_attention import REGIONS_KEY, use_regions
 from .checkpoint import load_checkpoint, save_checkpoint
 from .model import make_scheduler, make_unet, make_vae, save_pipeline
 
@@ -118,8 +120,9 @@ def training_captions(specs: list[ds.ShapeSpec], args) -> list[str]:
     return [language.describe(spec, rng) for spec in specs for _ in range(args.captions_per_spec)]
 
 
-def scene_data(args) -> tuple[np.ndarray, list[list[str]]]:
-    """``--scenes`` seeded renders of the two-object world's training scenes, and the captions of each.
+def scene_data(args) -> tuple[np.ndarray, list[list[str]], list[list[list[str]]], list[list]]:
+    """``--scenes`` seeded renders of the two-object world's training scenes, the captions of each, each
+    caption's per-thing captions (``regions.thing_captions``) and where each render put its things.
 
     Pairs, positions and counts in equal shares, plus one single object in ten; each render is
     captioned in the generator's canonical words with everything named (half the draws), without
@@ -128,15 +131,20 @@ def scene_data(args) -> tuple[np.ndarray, list[list[str]]]:
     """
     rng = np.random.default_rng([args.seed, 11])
     kinds = ("pair", "position", "count")
-    images, captions = [], []
+    images, captions, things, places = [], [], [], []
     for i in range(args.scenes):
         if i % 10 == 9:
             scene = scene_mod.single(ds.training_specs()[int(rng.integers(len(ds.training_specs())))])
         else:
             scene = scene_mod.random_scene(rng, kinds[i % 3])
-        images.append(np.asarray(scene_mod.render(scene, IMAGE_SIZE, rng)))
-        captions.append([scene_mod.canonical_text(variant) for variant in scene_mod.omissions(scene)])
-    return (np.stack(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)), captions
+        where = scene_mod.layout(scene, rng) if len(scene.things) > 1 else []
+        images.append(np.asarray(scene_mod.render(scene, IMAGE_SIZE, rng, places=where or None)))
+        variants = scene_mod.omissions(scene)
+        captions.append([scene_mod.canonical_text(variant) for variant in variants])
+        things.append([regions.thing_captions(variant) for variant in variants])
+        places.append(where)
+    images = np.stack(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+    return images, captions, things, places
 
 
 def caption_states(captions: list[str], args, logfile: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -192,14 +200,40 @@ class CaptionGroups:
         return cls(torch.tensor(sample_group), start, lengths, states_index)
 
     def draw(self, samples: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """One caption (its states row) per sample, uniformly from the sample's group."""
+        """One caption per sample, uniformly from the sample's group: its position in the flattened lists."""
         group = self.sample_group[samples]
         pick = (torch.rand(len(samples), generator=gen) * self.length[group]).long()
-        return self.index[self.start[group] + pick]
+        return self.start[group] + pick
+
+
+@dataclass(frozen=True)
+class Regional:
+    """What ``--regions`` adds to each sample: its things' caption states and territories (shapes/regions.py)."""
+
+    thing_index: torch.Tensor   # [C, MAX_THINGS] states row of each flattened caption's things, -1: none
+    sample_masks: torch.Tensor  # [N, MAX_THINGS, GRID, GRID] each latent's territories (zeros: no thing)
+
+    def context(self, states: torch.Tensor, empty: torch.Tensor, rows: torch.Tensor, flat: torch.Tensor,
+                samples: torch.Tensor, drop: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(context [B, TOKENS, D], token map [B, TOKENS, GRID, GRID]) of the drawn captions (``rows`` of
+        ``states``, ``flat`` positions); the ``drop``ped ones are the empty prompt, seen everywhere."""
+        caption = states[rows].float()
+        blocks = []
+        for k in range(regions.MAX_THINGS):
+            row = self.thing_index[flat, k]
+            block = states[row.clamp(min=0), :regions.THING_TOKENS].float()
+            blocks.append(torch.where((row >= 0)[:, None, None], block, torch.zeros_like(block)))
+        masks = self.sample_masks[samples] * (self.thing_index[flat] >= 0)[:, :, None, None]
+        seen = torch.stack([regions.token_map(m) for m in masks])
+        ctx = torch.cat([caption] + blocks + [caption.new_zeros(len(flat), 2, caption.shape[-1])], 1)
+        plain = empty.expand(len(flat), -1, -1).repeat(1, 2, 1)  # the empty prompt, as CFG's negative
+        ctx = torch.where(drop[:, None, None], plain, ctx)
+        seen = torch.where(drop[:, None, None, None], torch.ones_like(seen), seen)
+        return ctx, seen
 
 
 def train_unet(latents: torch.Tensor, groups: CaptionGroups, states: torch.Tensor, empty: torch.Tensor,
-               args, logfile: Path, save) -> torch.nn.Module:
+               args, logfile: Path, save, regional: Regional | None = None) -> torch.nn.Module:
     """Diffusion training on ``latents``; each sample's caption state drawn from its group's captions.
 
     With ``--resume`` the run continues from ``<work>/checkpoint`` when there is one (same step,
@@ -211,6 +245,8 @@ def train_unet(latents: torch.Tensor, groups: CaptionGroups, states: torch.Tenso
         from diffusers import UNet2DConditionModel
         unet = UNet2DConditionModel.from_pretrained(args.out / "unet")
         unet.train()
+    if regional is not None:
+        use_regions(unet)
     ema = copy.deepcopy(unet).requires_grad_(False)
     noise_sched = make_scheduler("ddpm")
     alphas = noise_sched.alphas_cumprod
@@ -232,15 +268,20 @@ def train_unet(latents: torch.Tensor, groups: CaptionGroups, states: torch.Tenso
             group["lr"] = group_lr
         idx = torch.randint(len(latents), (args.batch,), generator=gen)
         x0 = latents[idx]
-        context = states[groups.draw(idx, gen)].float()
+        flat = groups.draw(idx, gen)
+        context = states[groups.index[flat]].float()
         drop = torch.rand(args.batch, generator=gen) < CFG_DROP
         context = torch.where(drop[:, None, None], empty.expand_as(context), context)
+        extra = {}
+        if regional is not None:
+            context, seen = regional.context(states, empty, groups.index[flat], flat, idx, drop)
+            extra = {"cross_attention_kwargs": {REGIONS_KEY: seen}}
         noise = torch.randn(x0.shape, generator=gen)
         t = torch.randint(0, noise_sched.config.num_train_timesteps, (args.batch,), generator=gen)
         a = alphas[t].sqrt()[:, None, None, None]
         s = (1 - alphas[t]).sqrt()[:, None, None, None]
         noisy, target = a * x0 + s * noise, a * noise - s * x0  # v-prediction
-        pred = unet(noisy, t, encoder_hidden_states=context).sample
+        pred = unet(noisy, t, encoder_hidden_states=context, **extra).sample
         loss = F.mse_loss(pred, target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -260,6 +301,23 @@ def train_unet(latents: torch.Tensor, groups: CaptionGroups, states: torch.Tenso
             log(logfile, f"unet stopped at step {step} ({time.time() - start:.0f}s)")
             break
     return ema
+
+
+def regional_data(thing_lists: list[list[list[str]]], thing_rows: torch.Tensor, singles: int,
+                  scene_places: list[list]) -> Regional:
+    """``Regional`` of the flattened captions (their things' states rows, in ``thing_rows`` order) and samples
+    (``singles`` one-object latents, then one per scene render with its layout)."""
+    index = torch.full((sum(len(c) for c in thing_lists), regions.MAX_THINGS), -1)
+    flat, used = 0, 0
+    for per_caption in thing_lists:
+        for things in per_caption:
+            index[flat, :len(things)] = thing_rows[used:used + len(things)]
+            flat, used = flat + 1, used + len(things)
+    masks = torch.zeros(singles + len(scene_places), regions.MAX_THINGS, regions.GRID, regions.GRID)
+    for i, where in enumerate(scene_places):
+        if where:
+            masks[singles + i, :len(where)] = regions.territories(where)
+    return Regional(index, masks)
 
 
 def learning_rate(args, step: int, progress: float) -> float:
@@ -315,6 +373,8 @@ def parse_args(argv=None):
                    help="with --language rich: seeded captions drawn per training combination")
     p.add_argument("--scenes", type=int, default=0,
                    help="add this many renders of the two-object world (pairs, positions, counts; shapes/scene.py)")
+    p.add_argument("--regions", action="store_true",
+                   help="regional conditioning: each thing's own caption seen only from its territory (shapes/regions.py)")
     # One thread: on a shared machine, OpenMP threads spin at barriers while their peers are descheduled.
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
     return p.parse_args(argv)
@@ -336,7 +396,7 @@ def main(argv=None) -> None:
     began = time.time()
     specs = ds.training_specs()
     images, _, sample_specs = ds.make_dataset(len(specs) * args.renders, args.seed, IMAGE_SIZE)
-    scene_images, scene_captions = scene_data(args)
+    scene_images, scene_captions, scene_things, scene_places = scene_data(args)
     pixels = to_tensor(np.concatenate([images, scene_images]))
     vae_path = args.work / "vae"
     if args.decoder_steps or args.vae_finetune_steps:
@@ -379,17 +439,22 @@ def main(argv=None) -> None:
         caption_lists += scene_captions
         log(logfile, f"{len(scene_images)} renders of the two-object world")
     flat = [text for texts in caption_lists for text in texts]
-    states, empty, states_index = caption_states(flat, args, logfile)
-    groups = CaptionGroups.from_lists(sample_group, caption_lists, states_index)
+    thing_lists = [[[]] * len(texts) for texts in caption_lists[:len(specs)]] + (scene_things if args.scenes else [])
+    thing_texts = [text for per_caption in thing_lists for things in per_caption for text in things]
+    states, empty, states_index = caption_states(flat + (thing_texts if args.regions else []), args, logfile)
+    groups = CaptionGroups.from_lists(sample_group, caption_lists, states_index[:len(flat)])
+    regional = regional_data(thing_lists, states_index[len(flat):], len(images), scene_places) if args.regions else None
 
     def save(unet, step):
         save_pipeline(args.out, vae, unet)
+        if args.regions:
+            regions.mark_regional(args.out)
         meta = {"step": step, "minutes": round((time.time() - began) / 60, 1), "args": {
             k: str(v) for k, v in vars(args).items()}, "torch_threads": torch.get_num_threads()}
         (args.out / "training.json").write_text(json.dumps(meta, indent=2) + "\n")
         log(logfile, f"saved step {step} to {args.out}")
 
-    train_unet(latents * scale, groups, states, empty, args, logfile, save)
+    train_unet(latents * scale, groups, states, empty, args, logfile, save, regional)
     log(logfile, f"done in {(time.time() - began) / 60:.1f} min")
 
 

@@ -120,6 +120,22 @@ def test_eight_bit_takes_exactly_the_levels(monkeypatch):
             assert cpu_image.eight_bit(spoilt) is None, (odd, where)
 
 
+def test_from_levels_gives_the_loaders_floats_bit_for_bit():
+    """level / 255 through ``from_levels`` is every 8-bit loader's float (torch's division), bit for bit, for all
+    256 levels, on a strided view too (the inside of a padded median)."""
+    import numpy as np
+    import torch
+
+    levels = np.arange(256, dtype=np.uint8)
+    loaders = (torch.from_numpy(levels).float() / 255).numpy()
+    out = np.empty(256, np.float32)
+    assert np.array_equal(cpu_image.from_levels(levels, out).view(np.int32), loaders.view(np.int32))
+    padded = np.pad(np.tile(levels.reshape(16, 16), (1, 3)), 2)
+    inside = np.empty((16, 48), np.float32)
+    cpu_image.from_levels(padded[2:-2, 2:-2], inside)
+    assert np.array_equal(inside, cpu_image.LEVELS[0][padded[2:-2, 2:-2]])
+
+
 def test_the_eight_bit_test_holds_within_4096_steps_of_every_level():
     """The arithmetic ``eight_bit`` relies on (float32(255 x) a whole number 0..255 only for x = k / 255), over
     every float32 within 4,096 steps of a level: where a wrong level could hide (the whole of [-2, 2] was checked

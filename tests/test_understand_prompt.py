@@ -143,9 +143,23 @@ def test_the_node_reads_unseen_wordings_into_canonical_captions(ctx, minilm, kee
     assert captions.splitlines() == list(UNDERSTOOD.values())
     assert result.ui["3"]["text"] == [captions]
     expected = encoded(minilm, list(UNDERSTOOD.values()), ctx)  # one row per input row, in the generator's words
-    assert len(cond) == 1 and cond[0][0].shape == (len(UNDERSTOOD), 77, 384)
-    assert torch.allclose(cond[0][0], expected[0][0], atol=1e-5)
+    # two-object rows: regional conditioning, its first window the understood caption (shapes/regions.py)
+    assert len(cond) == 1 and cond[0][0].shape == (len(UNDERSTOOD), 154, 384)
+    assert torch.allclose(cond[0][0][:, :77], expected[0][0], atol=1e-5)
     assert torch.allclose(cond[0][1][C.POOLED], expected[0][1][C.POOLED], atol=1e-5)
+    seen = cond[0][1][C.REGIONS]
+    assert seen.shape == (len(UNDERSTOOD), 154, 16, 16) and bool(seen[:, :77].all())
+    assert not seen[:2, 77:].any()  # one thing: no thing blocks
+    above = list(UNDERSTOOD).index("a red circle sitting atop a blue square")  # "red circle" seen from the top
+    assert seen[above, 77, :8].all() and not seen[above, 77, 8:].any() and seen[above, 102, 8:].all()
+
+
+def test_regions_off_gives_the_understood_caption_alone(ctx, minilm):
+    prompts = ["a red circle sitting atop a blue square", "a couple of yellow circles"]
+    cond, captions = UnderstandPromptNode().run(ctx, encoded(minilm, prompts, ctx), minilm, DEFAULT_PROMPT_READER,
+                                                regions=False)["result"]
+    expected = encoded(minilm, captions.splitlines(), ctx)
+    assert C.REGIONS not in cond[0][1] and torch.allclose(cond[0][0], expected[0][0], atol=1e-5)
 
 
 def test_every_conditioning_entry_is_read_and_its_extras_kept(ctx, minilm):
