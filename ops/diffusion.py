@@ -68,7 +68,7 @@ def regional(handle: Pipeline, positive, kwargs: dict, batch_size: int) -> dict:
     seen = extras.get(C.REGIONS)
     if seen is None:
         return {}
-    from .regional_attention import REGIONS_KEY, check_regions, fit_tokens, use_regions
+    from .regional_attention import check_regions, fit_tokens, use_regions
 
     denoiser = getattr(handle.pipe, "unet", None)
     if denoiser is None:
@@ -83,7 +83,7 @@ def regional(handle: Pipeline, positive, kwargs: dict, batch_size: int) -> dict:
     except ValueError as exc:
         raise NodeInputError("positive", f"token_regions: {exc}") from exc
     device, dtype = _execution(handle)
-    return {"cross_attention_kwargs": {REGIONS_KEY: seen.repeat_interleave(batch_size, 0).to(device, dtype)}}
+    return {"cross_attention_kwargs": {C.REGIONS: seen.repeat_interleave(batch_size, 0).to(device, dtype)}}
 
 
 def step_callback(ctx):

@@ -16,8 +16,6 @@ import torch
 import torch.nn.functional as F
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
-from .conditioning import REGIONS as REGIONS_KEY
-
 
 class RegionalAttention(AttnProcessor2_0):
     """diffusers' scaled-dot-product processor, with a per-pixel token mask in cross-attention."""

@@ -30,7 +30,9 @@ from . import dataset as ds
 from . import heldout
 from .analyzer import analyze
 from .model import load_pipeline
+from .regions import is_regional
 from .saved_png import DEFAULT_WORKFLOW, ROOT, SavedPng
+from .scene import canonical_text
 
 UNDERSTAND_NODE = "ImageTuneUnderstandPrompt"
 
@@ -52,7 +54,8 @@ def generate(pipe, text, prompts: list[str], seeds: list[int], steps: int = 20, 
     the generator gets ``regions.regional_conditioning`` of them instead of the prompts' states.
     """
     from ..nodes.text_encoding import encode_prompts
-    from ..ops.regional_attention import REGIONS_KEY, use_regions
+    from ..ops.conditioning import REGIONS
+    from ..ops.regional_attention import use_regions
     from .regions import regional_conditioning, regional_texts
     tokenizer, model = text
     out = []
@@ -67,7 +70,7 @@ def generate(pipe, text, prompts: list[str], seeds: list[int], steps: int = 20, 
             asked = descriptions[i:i + batch]
             states, seen = regional_conditioning(asked, encode_prompts(model, tokenizer, regional_texts(asked))[0])
             empty = empty.repeat(1, states.shape[1] // empty.shape[1], 1)
-            extra = {"cross_attention_kwargs": {REGIONS_KEY: seen}}
+            extra = {"cross_attention_kwargs": {REGIONS: seen}}
         gens = [torch.Generator().manual_seed(s) for s in seeds[i:i + batch]]
         out.append(pipe(prompt_embeds=states, negative_prompt_embeds=empty, num_inference_steps=steps,
                         guidance_scale=cfg, generator=gens, output_type="np", **extra).images)
@@ -91,14 +94,16 @@ def score(images: np.ndarray, specs: list[ds.ShapeSpec], prompts: list[str] | No
 
 
 def cached_images(cache: Path | None, pipe, text, prompts: list[str], seeds: list[int], steps: int,
-                  cfg: float, model: str = "") -> np.ndarray:
-    """``generate``'s images, read from / written to ``cache`` (an .npz keyed by model, prompts, seeds, settings)."""
-    key = json.dumps({"model": model, "prompts": prompts, "seeds": seeds, "steps": steps, "cfg": cfg})
+                  cfg: float, model: str = "", descriptions: list | None = None) -> np.ndarray:
+    """``generate``'s images, read from / written to ``cache`` (an .npz keyed by model, prompts, seeds, settings;
+    ``descriptions``: regional conditioning, see ``generate``)."""
+    key = json.dumps({"model": model, "prompts": prompts, "seeds": seeds, "steps": steps, "cfg": cfg,
+                      **({"regional": True} if descriptions is not None else {})})
     if cache is not None and cache.exists():
         with np.load(cache) as saved:
             if str(saved["key"]) == key:
                 return saved["images"]
-    images = generate(pipe, text, prompts, seeds, steps, cfg)
+    images = generate(pipe, text, prompts, seeds, steps, cfg, descriptions=descriptions)
     if cache is not None:
         np.savez_compressed(cache, images=images, key=np.array(key))
     return images
@@ -113,7 +118,6 @@ def score_targets(images, targets: list[heldout.Target]) -> dict:
 
 def understood(reader, text, prompts: list[str], batch: int = 128) -> list[str]:
     """What the default workflow's Understand Prompt node makes of ``prompts``: canonical captions."""
-    from .scene import canonical_text
     return [canonical_text(d) for d in understood_descriptions(reader, text, prompts, batch)]
 
 
@@ -140,17 +144,20 @@ def workflow_reader(workflow: Path) -> Path | None:
 
 
 def evaluate_wordings(pipe, text, post: SavedPng | None, steps: int, cfg: float, cache: Path | None = None,
-                      model: str = "", reader=None) -> dict:
+                      model: str = "", reader=None, regional: bool = False) -> dict:
     """Per kind of wording of the held-out list: scores of the generator output and of the saved PNG.
 
     With ``cache`` (an .npz) the generator's images are read from it when it holds the same prompts,
     seeds and settings and the same ``model`` tag, else generated and written there (to judge one
     model's images under several workflows without generating them again). With ``reader`` the
-    generator gets what it understood of each prompt (``understood``), as in the default workflow.
+    generator gets what it understood of each prompt (``understood``), as in the default workflow, and with
+    ``regional`` (a pipeline trained on it) the regional conditioning of what it understood, as the node gives.
     """
     items = heldout.prompts()
-    given = [p.text for p in items] if reader is None else understood(reader, text, [p.text for p in items])
-    images = cached_images(cache, pipe, text, given, [p.seed for p in items], steps, cfg, model)
+    asked = None if reader is None else understood_descriptions(reader, text, [p.text for p in items])
+    given = [p.text for p in items] if asked is None else [canonical_text(d) for d in asked]
+    images = cached_images(cache, pipe, text, given, [p.seed for p in items], steps, cfg, model,
+                           asked if regional else None)
     saved = post(images) if post else None
     report = {}
     groups = {kind: [i for i, p in enumerate(items) if p.kind == kind] for kind in heldout.kinds()}
@@ -188,7 +195,7 @@ def run(folder, other_per: int = 2, steps: int = 20, cfg: float = 2.0, train_spe
         reader = PromptReader.from_pretrained(understand)
         understood_cache = cache.with_name(cache.stem + "-understood.npz") if cache else None
         report["wordings, understood"] = evaluate_wordings(pipe, text, post, steps, cfg, understood_cache, model,
-                                                           reader)
+                                                           reader, is_regional(folder))
     prompts = [ds.caption(s) for s in train for _ in range(other_per)]
     images = generate(pipe, text, prompts, [k for _ in train for k in range(other_per)], steps, cfg)
     targets = [heldout.named(s) for s in train for _ in range(other_per)]

@@ -32,7 +32,8 @@ from . import dataset as ds
 from . import language
 from . import regions
 from . import scene as scene_mod
-from ..ops.regional_attention import REGIONS_KEY, use_regions
+from ..ops.conditioning import REGIONS
+from ..ops.regional_attention import use_regions
 from .checkpoint import load_checkpoint, save_checkpoint
 from .model import make_scheduler, make_unet, make_vae, save_pipeline
 
@@ -275,7 +276,7 @@ def train_unet(latents: torch.Tensor, groups: CaptionGroups, states: torch.Tenso
         extra = {}
         if regional is not None:
             context, seen = regional.context(states, empty, groups.index[flat], flat, idx, drop)
-            extra = {"cross_attention_kwargs": {REGIONS_KEY: seen}}
+            extra = {"cross_attention_kwargs": {REGIONS: seen}}
         noise = torch.randn(x0.shape, generator=gen)
         t = torch.randint(0, noise_sched.config.num_train_timesteps, (args.batch,), generator=gen)
         a = alphas[t].sqrt()[:, None, None, None]
