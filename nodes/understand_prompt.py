@@ -95,7 +95,7 @@ class UnderstandPromptNode(Node):
     def run(self, ctx, conditioning, text_encoder, model, regions=True):
         from ..ops import conditioning as C
         from ..ops.text_encoders import encode
-        from ..shapes.regions import regional_conditioning, regional_texts
+        from ..shapes.regions import SHIPPED_CAPTION, regional_conditioning, regional_texts
         from ..shapes.scene import canonical_text
         from ..shapes.understand import read
 
@@ -109,7 +109,7 @@ class UnderstandPromptNode(Node):
             extras = {k: v for k, v in extras.items() if k != C.REGIONS}
             if regions and any(len(d.things) > 1 for d in asked):  # one thing each: the caption alone is the same
                 states, pooled = encode(text_encoder, regional_texts(asked), ctx)
-                new_tokens, seen = regional_conditioning(asked, states)
+                new_tokens, seen = regional_conditioning(asked, states, SHIPPED_CAPTION)
                 out.append([new_tokens, {**extras, C.POOLED: pooled[:len(asked)], C.REGIONS: seen}])
             else:
                 new_tokens, pooled = encode(text_encoder, rows, ctx)

@@ -30,7 +30,7 @@ from . import dataset as ds
 from . import heldout
 from .analyzer import analyze
 from .model import load_pipeline
-from .regions import is_regional
+from .regions import caption_seen, is_regional
 from .saved_png import DEFAULT_WORKFLOW, ROOT, SavedPng
 from .scene import canonical_text
 
@@ -47,11 +47,12 @@ def load_text_encoder():
 
 @torch.no_grad()
 def generate(pipe, text, prompts: list[str], seeds: list[int], steps: int = 20, cfg: float = 2.0,
-             batch: int = 32, descriptions: list | None = None) -> np.ndarray:
+             batch: int = 32, descriptions: list | None = None, caption: str = "everywhere") -> np.ndarray:
     """Images float [N, 64, 64, 3] in 0..1 for ``prompts``, the k-th made from ``seeds[k]``.
 
     With ``descriptions`` (what each prompt asks, for a pipeline trained on regional conditioning)
-    the generator gets ``regions.regional_conditioning`` of them instead of the prompts' states.
+    the generator gets ``regions.regional_conditioning`` of them instead of the prompts' states (the whole
+    caption seen from where ``caption`` says, as the pipeline was trained).
     """
     from ..nodes.text_encoding import encode_prompts
     from ..ops.conditioning import REGIONS
@@ -68,7 +69,8 @@ def generate(pipe, text, prompts: list[str], seeds: list[int], steps: int = 20, 
         else:
             use_regions(pipe.unet)
             asked = descriptions[i:i + batch]
-            states, seen = regional_conditioning(asked, encode_prompts(model, tokenizer, regional_texts(asked))[0])
+            states, seen = regional_conditioning(asked, encode_prompts(model, tokenizer, regional_texts(asked))[0],
+                                                 caption)
             empty = empty.repeat(1, states.shape[1] // empty.shape[1], 1)
             extra = {"cross_attention_kwargs": {REGIONS: seen}}
         gens = [torch.Generator().manual_seed(s) for s in seeds[i:i + batch]]
@@ -94,16 +96,17 @@ def score(images: np.ndarray, specs: list[ds.ShapeSpec], prompts: list[str] | No
 
 
 def cached_images(cache: Path | None, pipe, text, prompts: list[str], seeds: list[int], steps: int,
-                  cfg: float, model: str = "", descriptions: list | None = None) -> np.ndarray:
+                  cfg: float, model: str = "", descriptions: list | None = None,
+                  caption: str = "everywhere") -> np.ndarray:
     """``generate``'s images, read from / written to ``cache`` (an .npz keyed by model, prompts, seeds, settings;
     ``descriptions``: regional conditioning, see ``generate``)."""
     key = json.dumps({"model": model, "prompts": prompts, "seeds": seeds, "steps": steps, "cfg": cfg,
-                      **({"regional": True} if descriptions is not None else {})})
+                      **({"regional": caption} if descriptions is not None else {})})
     if cache is not None and cache.exists():
         with np.load(cache) as saved:
             if str(saved["key"]) == key:
                 return saved["images"]
-    images = generate(pipe, text, prompts, seeds, steps, cfg, descriptions=descriptions)
+    images = generate(pipe, text, prompts, seeds, steps, cfg, descriptions=descriptions, caption=caption)
     if cache is not None:
         np.savez_compressed(cache, images=images, key=np.array(key))
     return images
@@ -144,20 +147,21 @@ def workflow_reader(workflow: Path) -> Path | None:
 
 
 def evaluate_wordings(pipe, text, post: SavedPng | None, steps: int, cfg: float, cache: Path | None = None,
-                      model: str = "", reader=None, regional: bool = False) -> dict:
+                      model: str = "", reader=None, regional: str | None = None) -> dict:
     """Per kind of wording of the held-out list: scores of the generator output and of the saved PNG.
 
     With ``cache`` (an .npz) the generator's images are read from it when it holds the same prompts,
     seeds and settings and the same ``model`` tag, else generated and written there (to judge one
     model's images under several workflows without generating them again). With ``reader`` the
     generator gets what it understood of each prompt (``understood``), as in the default workflow, and with
-    ``regional`` (a pipeline trained on it) the regional conditioning of what it understood, as the node gives.
+    ``regional`` (a pipeline trained on it: where it sees the caption) the regional conditioning of what it
+    understood, as the node gives.
     """
     items = heldout.prompts()
     asked = None if reader is None else understood_descriptions(reader, text, [p.text for p in items])
     given = [p.text for p in items] if asked is None else [canonical_text(d) for d in asked]
     images = cached_images(cache, pipe, text, given, [p.seed for p in items], steps, cfg, model,
-                           asked if regional else None)
+                           asked if regional else None, regional or "everywhere")
     saved = post(images) if post else None
     report = {}
     groups = {kind: [i for i, p in enumerate(items) if p.kind == kind] for kind in heldout.kinds()}
@@ -195,7 +199,7 @@ def run(folder, other_per: int = 2, steps: int = 20, cfg: float = 2.0, train_spe
         reader = PromptReader.from_pretrained(understand)
         understood_cache = cache.with_name(cache.stem + "-understood.npz") if cache else None
         report["wordings, understood"] = evaluate_wordings(pipe, text, post, steps, cfg, understood_cache, model,
-                                                           reader, is_regional(folder))
+                                                           reader, caption_seen(folder) if is_regional(folder) else None)
     prompts = [ds.caption(s) for s in train for _ in range(other_per)]
     images = generate(pipe, text, prompts, [k for _ in train for k in range(other_per)], steps, cfg)
     targets = [heldout.named(s) for s in train for _ in range(other_per)]

@@ -25,7 +25,7 @@ import numpy as np
 
 from .dataset import COLOURS, SHAPES
 from .scene import COUNT_WORDS, PLURALS, Description, Scene, Thing, all_things, article, canonical_text, is_held_out
-from .regions import is_regional
+from .regions import caption_seen, is_regional
 from .saved_png import DEFAULT_WORKFLOW
 from .scene_analyzer import SceneAnalysis, Seen, analyze_scene
 
@@ -178,7 +178,8 @@ def main(argv=None) -> None:
     texts = [q.text for q in asked] if descriptions is None else [canonical_text(d) for d in descriptions]
     pipe = load_pipeline(args.model)
     regional = descriptions if descriptions is not None and is_regional(args.model) else None
-    images = generate(pipe, text, texts, [q.seed for q in asked], args.steps, args.cfg, descriptions=regional)
+    images = generate(pipe, text, texts, [q.seed for q in asked], args.steps, args.cfg, descriptions=regional,
+                      caption=caption_seen(args.model) if regional else "everywhere")
     result = score([analyze_scene(img) for img in images], asked)
     result.update(model=str(args.model), prompts="canonical" if args.canonical else "plain" if args.plain else "understood",
                   regional=regional is not None,

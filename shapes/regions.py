@@ -29,15 +29,21 @@ GRID = 16  # the map's resolution (the shipped generator's latent grid; any othe
 MARKER = "regions.json"  # in a pipeline folder: its UNet was trained on regional conditioning
 
 
-def mark_regional(folder: Path) -> None:
-    """Record in a pipeline folder that its UNet reads the regional context (the loaders look for it)."""
+def mark_regional(folder: Path, caption: str = "everywhere") -> None:
+    """Record in a pipeline folder that its UNet reads the regional context, and where it sees the caption."""
     (Path(folder) / MARKER).write_text(json.dumps({"tokens": TOKENS, "window": WINDOW, "thing_tokens": THING_TOKENS,
-                                                   "max_things": MAX_THINGS, "grid": GRID}, indent=1) + "\n")
+                                                   "max_things": MAX_THINGS, "grid": GRID, "caption": caption},
+                                                  indent=1) + "\n")
 
 
 def is_regional(folder: Path) -> bool:
     """Whether the pipeline folder's UNet was trained on the regional context."""
     return (Path(folder) / MARKER).is_file()
+
+
+def caption_seen(folder: Path) -> str:
+    """Where the pipeline folder's UNet saw the whole caption in training (``token_map``'s ``caption``)."""
+    return json.loads((Path(folder) / MARKER).read_text()).get("caption", "everywhere")
 
 
 def thing_captions(description: Description) -> list[str]:
@@ -69,10 +75,18 @@ def territories(places: list[tuple[float, float, float]], grid: int = GRID) -> t
     return masks
 
 
-def token_map(masks: torch.Tensor, grid: int = GRID) -> torch.Tensor:
-    """[TOKENS, grid, grid]: the caption's window seen everywhere, thing block k from ``masks[k]``, the rest nowhere."""
+CAPTIONS_SEEN = ("everywhere", "outside things")  # where the whole caption's window may be attended from
+SHIPPED_CAPTION = "everywhere"  # how models/imagetune-shapes was trained (its regions.json); the node's maps
+
+
+def token_map(masks: torch.Tensor, grid: int = GRID, caption: str = "everywhere") -> torch.Tensor:
+    """[TOKENS, grid, grid]: the caption's window seen ``caption`` ("everywhere", or "outside things": only
+    where no thing's mask is, so a thing's territory reads its own words alone), thing block k from
+    ``masks[k]``, the rest nowhere."""
+    if caption not in CAPTIONS_SEEN:
+        raise ValueError(f"caption: expected one of {CAPTIONS_SEEN}, got {caption!r}")
     seen = torch.zeros(TOKENS, grid, grid)
-    seen[:WINDOW] = 1
+    seen[:WINDOW] = 1 if caption == "everywhere" or not len(masks) else 1 - masks.amax(0)
     for k, mask in enumerate(masks[:MAX_THINGS]):
         start = WINDOW + k * THING_TOKENS
         seen[start:start + THING_TOKENS] = mask
@@ -89,11 +103,11 @@ def context(caption: torch.Tensor, things: list[torch.Tensor]) -> torch.Tensor:
     return out
 
 
-def canonical_map(description: Description, grid: int = GRID) -> torch.Tensor:
+def canonical_map(description: Description, grid: int = GRID, caption: str = "everywhere") -> torch.Tensor:
     """The token map for generating ``description``: its things' territories in the canonical layout."""
     if len(description.things) == 1:
-        return token_map(torch.zeros(0, grid, grid), grid)
-    return token_map(territories(layout(description, None), grid), grid)
+        return token_map(torch.zeros(0, grid, grid), grid, caption)
+    return token_map(territories(layout(description, None), grid), grid, caption)
 
 
 def regional_texts(descriptions: list[Description]) -> list[str]:
@@ -101,7 +115,8 @@ def regional_texts(descriptions: list[Description]) -> list[str]:
     return [canonical_text(d) for d in descriptions] + [text for d in descriptions for text in thing_captions(d)]
 
 
-def regional_conditioning(descriptions: list[Description], states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def regional_conditioning(descriptions: list[Description], states: torch.Tensor,
+                          caption: str = "everywhere") -> tuple[torch.Tensor, torch.Tensor]:
     """(context [B, TOKENS, D], token map [B, TOKENS, GRID, GRID]) for generating ``descriptions``, from the
     ``states`` [N, >= 77, D] of ``regional_texts(descriptions)`` (one text encoder call for all of them)."""
     contexts, used = [], len(descriptions)
@@ -109,4 +124,4 @@ def regional_conditioning(descriptions: list[Description], states: torch.Tensor)
         count = len(thing_captions(d))
         contexts.append(context(states[i], list(states[used:used + count])))
         used += count
-    return torch.stack(contexts), torch.stack([canonical_map(d) for d in descriptions])
+    return torch.stack(contexts), torch.stack([canonical_map(d, caption=caption) for d in descriptions])

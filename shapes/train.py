@@ -213,6 +213,7 @@ class Regional:
 
     thing_index: torch.Tensor   # [C, MAX_THINGS] states row of each flattened caption's things, -1: none
     sample_masks: torch.Tensor  # [N, MAX_THINGS, GRID, GRID] each latent's territories (zeros: no thing)
+    caption: str = "everywhere"  # where the whole caption is seen (regions.token_map)
 
     def context(self, states: torch.Tensor, empty: torch.Tensor, rows: torch.Tensor, flat: torch.Tensor,
                 samples: torch.Tensor, drop: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -225,7 +226,7 @@ class Regional:
             block = states[row.clamp(min=0), :regions.THING_TOKENS].float()
             blocks.append(torch.where((row >= 0)[:, None, None], block, torch.zeros_like(block)))
         masks = self.sample_masks[samples] * (self.thing_index[flat] >= 0)[:, :, None, None]
-        seen = torch.stack([regions.token_map(m) for m in masks])
+        seen = torch.stack([regions.token_map(m[m.flatten(1).any(1)], caption=self.caption) for m in masks])
         ctx = torch.cat([caption] + blocks + [caption.new_zeros(len(flat), 2, caption.shape[-1])], 1)
         plain = empty.expand(len(flat), -1, -1).repeat(1, 2, 1)  # the empty prompt, as CFG's negative
         ctx = torch.where(drop[:, None, None], plain, ctx)
@@ -305,7 +306,7 @@ def train_unet(latents: torch.Tensor, groups: CaptionGroups, states: torch.Tenso
 
 
 def regional_data(thing_lists: list[list[list[str]]], thing_rows: torch.Tensor, singles: int,
-                  scene_places: list[list]) -> Regional:
+                  scene_places: list[list], caption: str = "everywhere") -> Regional:
     """``Regional`` of the flattened captions (their things' states rows, in ``thing_rows`` order) and samples
     (``singles`` one-object latents, then one per scene render with its layout)."""
     index = torch.full((sum(len(c) for c in thing_lists), regions.MAX_THINGS), -1)
@@ -318,7 +319,7 @@ def regional_data(thing_lists: list[list[list[str]]], thing_rows: torch.Tensor, 
     for i, where in enumerate(scene_places):
         if where:
             masks[singles + i, :len(where)] = regions.territories(where)
-    return Regional(index, masks)
+    return Regional(index, masks, caption)
 
 
 def learning_rate(args, step: int, progress: float) -> float:
@@ -376,6 +377,9 @@ def parse_args(argv=None):
                    help="add this many renders of the two-object world (pairs, positions, counts; shapes/scene.py)")
     p.add_argument("--regions", action="store_true",
                    help="regional conditioning: each thing's own caption seen only from its territory (shapes/regions.py)")
+    p.add_argument("--regions-caption", choices=regions.CAPTIONS_SEEN, default="everywhere",
+                   help="with --regions: where the whole caption is seen (outside things: a thing's territory reads "
+                        "its own caption alone)")
     # One thread: on a shared machine, OpenMP threads spin at barriers while their peers are descheduled.
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
     return p.parse_args(argv)
@@ -444,12 +448,13 @@ def main(argv=None) -> None:
     thing_texts = [text for per_caption in thing_lists for things in per_caption for text in things]
     states, empty, states_index = caption_states(flat + (thing_texts if args.regions else []), args, logfile)
     groups = CaptionGroups.from_lists(sample_group, caption_lists, states_index[:len(flat)])
-    regional = regional_data(thing_lists, states_index[len(flat):], len(images), scene_places) if args.regions else None
+    regional = (regional_data(thing_lists, states_index[len(flat):], len(images), scene_places, args.regions_caption)
+                if args.regions else None)
 
     def save(unet, step):
         save_pipeline(args.out, vae, unet)
         if args.regions:
-            regions.mark_regional(args.out)
+            regions.mark_regional(args.out, args.regions_caption)
         meta = {"step": step, "minutes": round((time.time() - began) / 60, 1), "args": {
             k: str(v) for k, v in vars(args).items()}, "torch_threads": torch.get_num_threads()}
         (args.out / "training.json").write_text(json.dumps(meta, indent=2) + "\n")

@@ -130,6 +130,18 @@ def test_a_description_gives_its_things_captions_and_places():
     assert torch.equal(ctx[0, 102:127], states[2, :25]) and not ctx[0, 127:].any()
 
 
+def test_a_territory_can_read_its_own_words_alone():
+    """With the caption seen "outside things" a territory sees only its thing's block; a single thing is unchanged."""
+    red, blue = Thing("circle", "red"), Thing("square", "blue")
+    seen = regions.canonical_map(Description((red, blue), "left of", "white"), caption="outside things")
+    assert not seen[:77].any()  # the two territories tile the picture: the caption is seen from nowhere
+    assert seen[77, :, :8].all() and not seen[77, :, 8:].any() and bool((seen.any(0)).all())
+    alone = regions.canonical_map(Description((red,), None, "white"), caption="outside things")
+    assert torch.equal(alone, regions.canonical_map(Description((red,), None, "white")))
+    with pytest.raises(ValueError, match="caption: expected one of"):
+        regions.token_map(torch.zeros(0, 16, 16), caption="somewhere")
+
+
 def test_training_contexts_drop_to_the_plain_empty_prompt():
     from imagetune.shapes.train import Regional, regional_data
     masks = regions.territories([(0.26, 0.5, 0.18), (0.74, 0.5, 0.18)])
