@@ -54,15 +54,29 @@ def default_picture(out: Path) -> None:
     shutil.copyfile(work / entry["subfolder"] / entry["filename"], out)
 
 
+def generated(prompts: list[str], seeds: list[int]):
+    """The shipped generator's 64x64 images of ``prompts`` as the default workflow makes them: through its
+    Understand Prompt node's reading (regional conditioning for two or more things, when the model has it)."""
+    import torch
+    from imagetune.shapes.evaluate import (DEFAULT_WORKFLOW, generate, load_text_encoder, understood_descriptions,
+                                           workflow_reader)
+    from imagetune.shapes.model import load_pipeline
+    from imagetune.shapes.regions import caption_seen, is_regional
+    from imagetune.shapes.scene import canonical_text
+    from imagetune.shapes.understand import PromptReader
+    torch.set_num_threads(1)
+    folder = ROOT / "models" / "imagetune-shapes"
+    pipe, text = load_pipeline(folder), load_text_encoder()
+    asked = understood_descriptions(PromptReader.from_pretrained(workflow_reader(DEFAULT_WORKFLOW)), text, prompts)
+    regional = is_regional(folder)
+    return generate(pipe, text, [canonical_text(d) for d in asked], seeds, descriptions=asked if regional else None,
+                    caption=caption_seen(folder) if regional else "everywhere")
+
+
 def sample_grid(out: Path) -> None:
     """One row per prompt, one column per seed, of the generator's 64x64 output (shown 2x, nearest)."""
-    import torch
-    from imagetune.shapes.evaluate import generate, load_text_encoder
-    from imagetune.shapes.model import load_pipeline
-    torch.set_num_threads(1)
-    pipe, text = load_pipeline(ROOT / "models" / "imagetune-shapes"), load_text_encoder()
     prompts = [p for p in PROMPTS for _ in SEEDS]
-    images = generate(pipe, text, prompts, list(SEEDS) * len(PROMPTS))
+    images = generated(prompts, list(SEEDS) * len(PROMPTS))
     grid = Image.new("RGB", (CELL * len(SEEDS), (CELL + LABEL) * len(PROMPTS)), "white")
     draw = ImageDraw.Draw(grid)
     for i, image in enumerate(images):
@@ -76,13 +90,8 @@ def sample_grid(out: Path) -> None:
 
 def before_after(out: Path) -> None:
     """Seed 0 of each prompt through the workflow's post-generator nodes: before #12 (top), now (bottom)."""
-    import torch
-    from imagetune.shapes.evaluate import generate, load_text_encoder
-    from imagetune.shapes.model import load_pipeline
     from imagetune.shapes.saved_png import SavedPng
-    torch.set_num_threads(1)
-    pipe, text = load_pipeline(ROOT / "models" / "imagetune-shapes"), load_text_encoder()
-    images = generate(pipe, text, list(PROMPTS), [0] * len(PROMPTS))
+    images = generated(list(PROMPTS), [0] * len(PROMPTS))
     rows = [SavedPng(overrides=BEFORE)(images), SavedPng()(images)]
     grid = Image.new("RGB", (CELL * len(PROMPTS), (CELL + LABEL) * 2), "white")
     draw = ImageDraw.Draw(grid)
