@@ -118,4 +118,5 @@ class UnderstandPromptNode(Node):
         text = "\n".join(captions)
         return {"ui": {"text": [text]}, "result": (out, text)}
 
+
 NODES = (UnderstandPromptNode,)

@@ -24,8 +24,8 @@ THING_TOKENS = 25  # a thing block: "[CLS] a yellow triangle on a purple backgro
 MAX_THINGS = 3
 TOKENS = 2 * WINDOW  # the whole caption, three thing blocks, two tokens never seen
 GRID = 16  # the map's resolution (the shipped generator's latent grid; any other is pooled to fit)
-
-
+CAPTIONS_SEEN = ("everywhere", "outside things")  # where the whole caption's window may be attended from
+SHIPPED_CAPTION = "everywhere"  # how models/imagetune-shapes was trained (its regions.json); the node's maps
 MARKER = "regions.json"  # in a pipeline folder: its UNet was trained on regional conditioning
 
 
@@ -73,10 +73,6 @@ def territories(places: list[tuple[float, float, float]], grid: int = GRID) -> t
         else:
             masks[i, :, a:b] = 1
     return masks
-
-
-CAPTIONS_SEEN = ("everywhere", "outside things")  # where the whole caption's window may be attended from
-SHIPPED_CAPTION = "everywhere"  # how models/imagetune-shapes was trained (its regions.json); the node's maps
 
 
 def token_map(masks: torch.Tensor, grid: int = GRID, caption: str = "everywhere") -> torch.Tensor:

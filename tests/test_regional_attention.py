@@ -1,6 +1,8 @@
 """Regional conditioning: the attention processor, the two-object world's maps, training contexts, generation."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -140,6 +142,15 @@ def test_a_territory_can_read_its_own_words_alone():
     assert torch.equal(alone, regions.canonical_map(Description((red,), None, "white")))
     with pytest.raises(ValueError, match="caption: expected one of"):
         regions.token_map(torch.zeros(0, 16, 16), caption="somewhere")
+
+
+def test_the_node_builds_the_maps_the_shipped_generator_was_trained_on():
+    from pathlib import Path
+    shipped = Path(__file__).resolve().parents[1] / "models" / "imagetune-shapes"
+    assert regions.is_regional(shipped) and regions.caption_seen(shipped) == regions.SHIPPED_CAPTION
+    config = json.loads((shipped / regions.MARKER).read_text())
+    assert (config["tokens"], config["thing_tokens"], config["max_things"], config["grid"]) == (
+        regions.TOKENS, regions.THING_TOKENS, regions.MAX_THINGS, regions.GRID)
 
 
 def test_training_contexts_drop_to_the_plain_empty_prompt():
