@@ -12,7 +12,8 @@ CFG 2) were chosen on training combinations only.
 When the workflow has an Understand Prompt node (the default one does since #12), the held-out list
 also runs the way it does: each prompt's MiniLM states are read by the prompt-understanding model
 that node names (``shapes/understand.py``) and the generator gets the canonical caption of what it
-understood (the node's ``understood_captions``); the report then has both ``wordings`` (the prompt
+understood (``understood_descriptions``, as the node reads them; regional conditioning for two or
+more things when the pipeline folder has ``regions.json``); the report then has both ``wordings`` (the prompt
 straight to the generator) and ``wordings, understood`` (each miss with its understood caption).
 ``--understand FOLDER`` names another model, ``--understand none`` skips it.
 """

@@ -6,9 +6,9 @@ transformer encoder layers over the tokens, then one learnt query per slot atten
 (attention pooling) and a linear head per slot gives that slot's logits. The padding after a
 prompt is not masked (a CONDITIONING carries no mask); the model learns to look past it.
 
-``read(model, states)`` decodes the most likely class of each slot into ``Reading``s and
-``understood_captions`` writes them as the generator's canonical captions (what the Understand
-Prompt node and the evaluation both use);
+``read(model, states)`` decodes the most likely class of each slot into ``Reading``s, whose
+descriptions the Understand Prompt node and the evaluation both write as the generator's canonical
+captions (and, for two or three things, as regional conditioning: ``shapes/regions.py``);
 ``save_pretrained`` / ``from_pretrained`` write and read a folder of ``prompt_reader.safetensors``
 (float16) and ``config.json`` (architecture, slots, the text encoder it reads, training facts). No
 pickle. The weights include ``start_state``, the mean MiniLM state of the start token, by which
@@ -137,9 +137,3 @@ def read(model: PromptReader, states: torch.Tensor) -> list[Reading]:
     logits = model(states.to(next(model.parameters()).device, torch.float32))
     choices = {name: scores.argmax(-1).tolist() for name, scores in logits.items()}
     return [decode({name: picked[i] for name, picked in choices.items()}) for i in range(states.shape[0])]
-
-
-def understood_captions(model: PromptReader, states: torch.Tensor) -> list[str]:
-    """The generator's canonical caption (``scene.canonical_text``) of what each row of ``states`` asks for."""
-    from .scene import canonical_text
-    return [canonical_text(reading.description()) for reading in read(model, states)]
