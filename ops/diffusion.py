@@ -122,14 +122,15 @@ def image_to_image(handle: Pipeline, positive, negative, image: torch.Tensor, de
     check_pixels("image", *image.shape[:3], MAX_GENERATED_PIXELS, "re-generating the images")
     pipe = handle.image_to_image()
     kwargs = embeds(handle, positive, negative)
-    batch = image.shape[0]
+    batch, prompts = image.shape[0], kwargs["prompt_embeds"].shape[0]
     for key in [k for k in kwargs if k.endswith("embeds")]:
         kwargs[key] = _expand(kwargs[key], batch, "positive")
     on_device(handle, ctx)
     device, _ = _execution(handle)
     pixels = _rgb(image).permute(0, 3, 1, 2).to(device, torch.float32)
     try:
-        latents = _call(pipe, ctx, sampling, kwargs, image=pixels, strength=float(denoise))
+        extra = regional(handle, positive, kwargs, batch // prompts)  # one prompt per image, or one for all
+        latents = _call(pipe, ctx, sampling, kwargs, image=pixels, strength=float(denoise), **extra)
         return decode(pipe, latents), latent_output(pipe, latents)
     finally:
         after_use(handle, ctx)

@@ -269,3 +269,38 @@ def test_demo_architecture_loads_by_name_and_matches_its_own_loader(runtime, ctx
                     width=64, height=64, num_inference_steps=STEPS, guidance_scale=4.0, guidance_rescale=0.7,
                     output_type="pt", generator=torch.Generator().manual_seed(5)).images
     torch.testing.assert_close(image, expected.permute(0, 2, 3, 1), atol=1e-5, rtol=0)
+
+
+def test_regional_conditioning_reaches_the_unet_in_both_generate_nodes(ctx_for):
+    """A positive whose second 77 tokens are seen from nowhere generates exactly what its first 77 alone do
+    (text to image with a batch, and image to image); seen from half the picture they change the image."""
+    from imagetune.nodes.generate import GenerateFromImageNode, GenerateImageNode
+    from imagetune.nodes.loaders import LoadPipelineNode
+    from imagetune.ops import conditioning as C
+
+    ctx = ctx_for().for_node("8")
+    handle = LoadPipelineNode().run(ctx, "tiny-sd", "default", "auto", "auto", False, False, "")[0]
+    gen = torch.Generator().manual_seed(0)
+    first, second = torch.randn(1, 77, 32, generator=gen), 3 * torch.randn(1, 77, 32, generator=gen)
+    negative = [[torch.zeros(1, 77, 32), {C.POOLED: None}]]
+    hidden = torch.cat([torch.ones(1, 77, 16, 16), torch.zeros(1, 77, 16, 16)], 1)
+    halves = hidden.clone()
+    halves[:, 77:, :, :8] = 1
+
+    def positive(seen=None):
+        if seen is None:
+            return [[first, {C.POOLED: None}]]
+        return [[torch.cat([first, second], 1), {C.POOLED: None, C.REGIONS: seen}]]
+
+    def txt2img(cond):
+        return GenerateImageNode().run(ctx, handle, cond, negative, 16, 16, 3, 4.0, 1, 2)[0]
+
+    plain = txt2img(positive())
+    torch.testing.assert_close(txt2img(positive(hidden)), plain, atol=1e-5, rtol=0)
+    assert (txt2img(positive(halves)) - plain).abs().max() > 1e-3
+    image = torch.rand(2, 16, 16, 3, generator=gen)
+
+    def img2img(cond):
+        return GenerateFromImageNode().run(ctx, handle, cond, negative, image, 0.6, 3, 4.0, 2)[0]
+
+    torch.testing.assert_close(img2img(positive(hidden)), img2img(positive()), atol=1e-5, rtol=0)
