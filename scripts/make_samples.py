@@ -61,16 +61,15 @@ def generated(prompts: list[str], seeds: list[int]):
     from imagetune.shapes.evaluate import (DEFAULT_WORKFLOW, generate, load_text_encoder, understood_descriptions,
                                            workflow_reader)
     from imagetune.shapes.model import load_pipeline
-    from imagetune.shapes.regions import caption_seen, is_regional
+    from imagetune.shapes.regions import trained_caption
     from imagetune.shapes.scene import canonical_text
     from imagetune.shapes.understand import PromptReader
     torch.set_num_threads(1)
     folder = ROOT / "models" / "imagetune-shapes"
     pipe, text = load_pipeline(folder), load_text_encoder()
     asked = understood_descriptions(PromptReader.from_pretrained(workflow_reader(DEFAULT_WORKFLOW)), text, prompts)
-    regional = is_regional(folder)
-    return generate(pipe, text, [canonical_text(d) for d in asked], seeds, descriptions=asked if regional else None,
-                    caption=caption_seen(folder) if regional else "everywhere")
+    return generate(pipe, text, [canonical_text(d) for d in asked], seeds, descriptions=asked,
+                    caption=trained_caption(folder))
 
 
 def sample_grid(out: Path) -> None:

@@ -31,7 +31,7 @@ from . import dataset as ds
 from . import heldout
 from .analyzer import analyze
 from .model import load_pipeline
-from .regions import caption_seen, is_regional
+from .regions import trained_caption
 from .saved_png import DEFAULT_WORKFLOW, ROOT, SavedPng
 from .scene import canonical_text
 
@@ -48,15 +48,15 @@ def load_text_encoder():
 
 @torch.no_grad()
 def generate(pipe, text, prompts: list[str], seeds: list[int], steps: int = 20, cfg: float = 2.0,
-             batch: int = 32, descriptions: list | None = None, caption: str = "everywhere") -> np.ndarray:
+             batch: int = 32, descriptions: list | None = None, caption: str | None = None) -> np.ndarray:
     """Images float [N, 64, 64, 3] in 0..1 for ``prompts``, the k-th made from ``seeds[k]``.
 
-    With ``descriptions`` (what each prompt asks, for a pipeline trained on regional conditioning)
-    the generator gets ``regions.regional_conditioning`` of them instead of the prompts' states (the whole
-    caption seen from where ``caption`` says, as the pipeline was trained).
+    With ``descriptions`` (what each prompt asks) and ``caption`` (``regions.trained_caption`` of a pipeline
+    trained on regional conditioning) the generator gets ``regions.regional_conditioning`` of them instead of
+    the prompts' states; with either None, the prompts' states.
     """
     from ..nodes.text_encoding import encode_prompts
-    from ..ops.conditioning import REGIONS
+    from ..ops.conditioning import REGIONS, match_tokens
     from ..ops.regional_attention import use_regions
     from .regions import regional_conditioning, regional_texts
     tokenizer, model = text
@@ -65,14 +65,14 @@ def generate(pipe, text, prompts: list[str], seeds: list[int], steps: int = 20, 
         chunk = prompts[i:i + batch]
         empty, _ = encode_prompts(model, tokenizer, [""] * len(chunk))
         extra = {}
-        if descriptions is None:
+        if descriptions is None or caption is None:
             states, _ = encode_prompts(model, tokenizer, chunk)
         else:
             use_regions(pipe.unet)
             asked = descriptions[i:i + batch]
             states, seen = regional_conditioning(asked, encode_prompts(model, tokenizer, regional_texts(asked))[0],
                                                  caption)
-            empty = empty.repeat(1, states.shape[1] // empty.shape[1], 1)
+            states, empty = match_tokens(states, empty)
             extra = {"cross_attention_kwargs": {REGIONS: seen}}
         gens = [torch.Generator().manual_seed(s) for s in seeds[i:i + batch]]
         out.append(pipe(prompt_embeds=states, negative_prompt_embeds=empty, num_inference_steps=steps,
@@ -98,11 +98,11 @@ def score(images: np.ndarray, specs: list[ds.ShapeSpec], prompts: list[str] | No
 
 def cached_images(cache: Path | None, pipe, text, prompts: list[str], seeds: list[int], steps: int,
                   cfg: float, model: str = "", descriptions: list | None = None,
-                  caption: str = "everywhere") -> np.ndarray:
+                  caption: str | None = None) -> np.ndarray:
     """``generate``'s images, read from / written to ``cache`` (an .npz keyed by model, prompts, seeds, settings;
     ``descriptions``: regional conditioning, see ``generate``)."""
     key = json.dumps({"model": model, "prompts": prompts, "seeds": seeds, "steps": steps, "cfg": cfg,
-                      **({"regional": caption} if descriptions is not None else {})})
+                      **({"regional": caption} if descriptions is not None and caption is not None else {})})
     if cache is not None and cache.exists():
         with np.load(cache) as saved:
             if str(saved["key"]) == key:
@@ -162,7 +162,7 @@ def evaluate_wordings(pipe, text, post: SavedPng | None, steps: int, cfg: float,
     asked = None if reader is None else understood_descriptions(reader, text, [p.text for p in items])
     given = [p.text for p in items] if asked is None else [canonical_text(d) for d in asked]
     images = cached_images(cache, pipe, text, given, [p.seed for p in items], steps, cfg, model,
-                           asked if regional else None, regional or "everywhere")
+                           asked, regional)
     saved = post(images) if post else None
     report = {}
     groups = {kind: [i for i, p in enumerate(items) if p.kind == kind] for kind in heldout.kinds()}
@@ -200,7 +200,7 @@ def run(folder, other_per: int = 2, steps: int = 20, cfg: float = 2.0, train_spe
         reader = PromptReader.from_pretrained(understand)
         understood_cache = cache.with_name(cache.stem + "-understood.npz") if cache else None
         report["wordings, understood"] = evaluate_wordings(pipe, text, post, steps, cfg, understood_cache, model,
-                                                           reader, caption_seen(folder) if is_regional(folder) else None)
+                                                           reader, trained_caption(folder))
     prompts = [ds.caption(s) for s in train for _ in range(other_per)]
     images = generate(pipe, text, prompts, [k for _ in train for k in range(other_per)], steps, cfg)
     targets = [heldout.named(s) for s in train for _ in range(other_per)]

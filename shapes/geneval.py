@@ -25,7 +25,7 @@ import numpy as np
 
 from .dataset import COLOURS, SHAPES
 from .scene import COUNT_WORDS, PLURALS, Description, Scene, Thing, all_things, article, canonical_text, is_held_out
-from .regions import caption_seen, is_regional
+from .regions import trained_caption
 from .saved_png import DEFAULT_WORKFLOW
 from .scene_analyzer import SceneAnalysis, Seen, analyze_scene
 
@@ -177,12 +177,12 @@ def main(argv=None) -> None:
         descriptions = understood([q.text for q in asked], args.workflow, text)
     texts = [q.text for q in asked] if descriptions is None else [canonical_text(d) for d in descriptions]
     pipe = load_pipeline(args.model)
-    regional = descriptions if descriptions is not None and is_regional(args.model) else None
-    images = generate(pipe, text, texts, [q.seed for q in asked], args.steps, args.cfg, descriptions=regional,
-                      caption=caption_seen(args.model) if regional else "everywhere")
+    caption = trained_caption(args.model)
+    images = generate(pipe, text, texts, [q.seed for q in asked], args.steps, args.cfg, descriptions=descriptions,
+                      caption=caption)
     result = score([analyze_scene(img) for img in images], asked)
     result.update(model=str(args.model), prompts="canonical" if args.canonical else "plain" if args.plain else "understood",
-                  regional=regional is not None,
+                  regional=descriptions is not None and caption is not None,
                   steps=args.steps, cfg=args.cfg,
                   seconds=round(time.time() - began, 1))
     for task, value in result["tasks"].items():

@@ -36,14 +36,11 @@ def mark_regional(folder: Path, caption: str = "everywhere") -> None:
                                                   indent=1) + "\n")
 
 
-def is_regional(folder: Path) -> bool:
-    """Whether the pipeline folder's UNet was trained on the regional context."""
-    return (Path(folder) / MARKER).is_file()
-
-
-def caption_seen(folder: Path) -> str:
-    """Where the pipeline folder's UNet saw the whole caption in training (``token_map``'s ``caption``)."""
-    return json.loads((Path(folder) / MARKER).read_text()).get("caption", "everywhere")
+def trained_caption(folder: Path) -> str | None:
+    """Where the pipeline folder's UNet saw the whole caption in regional training (``token_map``'s
+    ``caption``), or None when it was not trained on the regional context."""
+    marker = Path(folder) / MARKER
+    return json.loads(marker.read_text()).get("caption", "everywhere") if marker.is_file() else None
 
 
 def thing_captions(description: Description) -> list[str]:

@@ -32,7 +32,7 @@ from . import dataset as ds
 from . import language
 from . import regions
 from . import scene as scene_mod
-from ..ops.conditioning import REGIONS
+from ..ops.conditioning import REGIONS, match_tokens
 from ..ops.regional_attention import use_regions
 from .checkpoint import load_checkpoint, save_checkpoint
 from .model import make_scheduler, make_unet, make_vae, save_pipeline
@@ -228,7 +228,7 @@ class Regional:
         masks = self.sample_masks[samples] * (self.thing_index[flat] >= 0)[:, :, None, None]
         seen = torch.stack([regions.token_map(m[m.flatten(1).any(1)], caption=self.caption) for m in masks])
         ctx = torch.cat([caption] + blocks + [caption.new_zeros(len(flat), 2, caption.shape[-1])], 1)
-        plain = empty.expand(len(flat), -1, -1).repeat(1, 2, 1)  # the empty prompt, as CFG's negative
+        plain, _ = match_tokens(empty.expand(len(flat), -1, -1), ctx)  # the empty prompt, as CFG's negative
         ctx = torch.where(drop[:, None, None], plain, ctx)
         seen = torch.where(drop[:, None, None, None], torch.ones_like(seen), seen)
         return ctx, seen

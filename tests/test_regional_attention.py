@@ -147,7 +147,8 @@ def test_a_territory_can_read_its_own_words_alone():
 def test_the_node_builds_the_maps_the_shipped_generator_was_trained_on():
     from pathlib import Path
     shipped = Path(__file__).resolve().parents[1] / "models" / "imagetune-shapes"
-    assert regions.is_regional(shipped) and regions.caption_seen(shipped) == regions.SHIPPED_CAPTION
+    assert regions.trained_caption(shipped) == regions.SHIPPED_CAPTION
+    assert regions.trained_caption(shipped / "understand") is None  # no regions.json: not regional
     config = json.loads((shipped / regions.MARKER).read_text())
     assert (config["tokens"], config["thing_tokens"], config["max_things"], config["grid"]) == (
         regions.TOKENS, regions.THING_TOKENS, regions.MAX_THINGS, regions.GRID)
