@@ -20,6 +20,7 @@ import argparse
 import ctypes
 import gc
 import os
+import random
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -279,14 +280,18 @@ CLOCK = [time.perf_counter]
 
 
 def median_times(fns: dict[str, Fn], image: torch.Tensor, repeats: int, budget_s: float) -> dict[str, float]:
-    """Median seconds per call of each function, in rounds that run every function once (after a warm-up round)."""
+    """Median seconds per call of each function, in rounds that run every function once (after a warm-up round).
+
+    Each round runs them in a new order (seeded): a rotation kept every function behind the same neighbour, so
+    the peer listed after ours always found the input in the caches ours had just warmed, and ours always ran
+    after the slowest peer had flushed them."""
     for fn in fns.values():
         fn(image)
     times = {name: [] for name in fns}
     started = time.perf_counter()
-    names = list(fns)
+    names, order = list(fns), random.Random(0)
     for round_ in range(repeats):
-        for name in names[round_ % len(names):] + names[:round_ % len(names)]:  # each goes first in turn
+        for name in order.sample(names, len(names)):
             fn = fns[name]
             start = CLOCK[0]()
             fn(image)

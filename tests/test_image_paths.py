@@ -98,7 +98,20 @@ def test_pad_reflect_is_opencvs_reflect_101(shape, r):
     assert np.array_equal(cpu_image.pad_reflect_(padded, r), cv2.copyMakeBorder(inside, r, r, r, r, cv2.BORDER_REFLECT_101))
 
 
-def test_eight_bit_takes_exactly_the_levels(monkeypatch):
+@pytest.fixture(params=["kernel", "numpy"])
+def level_path(request, monkeypatch):
+    """Run a test through the compiled one-pass loops (ops/level_kernel.py, every size) and through numpy's passes."""
+    from imagetune.ops import level_kernel
+
+    if request.param == "kernel":
+        assert level_kernel.kernels() is not None, "llvmlite (a dependency) should compile the loops here"
+        monkeypatch.setattr(cpu_image, "KERNEL_VALUES", 0)
+    else:
+        monkeypatch.setattr(level_kernel, "_compiled", {"functions": None})
+    return request.param
+
+
+def test_eight_bit_takes_exactly_the_levels(monkeypatch, level_path):
     """Every level k / 255 is taken; every other float32 within 64 steps of a level, NaN, infinities and values
     out of 0..1 are refused, wherever they are in an image of levels (the sample that usually refuses an
     image first is skipped, so the full check decides)."""
@@ -120,7 +133,7 @@ def test_eight_bit_takes_exactly_the_levels(monkeypatch):
             assert cpu_image.eight_bit(spoilt) is None, (odd, where)
 
 
-def test_from_levels_gives_the_loaders_floats_bit_for_bit():
+def test_from_levels_gives_the_loaders_floats_bit_for_bit(level_path):
     """level / 255 through ``from_levels`` is every 8-bit loader's float (torch's division), bit for bit, for all
     256 levels, on a strided view too (the inside of a padded median)."""
     import numpy as np
