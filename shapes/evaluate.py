@@ -48,35 +48,60 @@ def load_text_encoder():
 
 @torch.no_grad()
 def generate(pipe, text, prompts: list[str], seeds: list[int], steps: int = 20, cfg: float = 2.0,
-             batch: int = 32, descriptions: list | None = None, caption: str | None = None) -> np.ndarray:
+             batch: int = 32, descriptions: list | None = None, caption: str | None = None,
+             candidates: int = 1) -> np.ndarray:
     """Images float [N, 64, 64, 3] in 0..1 for ``prompts``, the k-th made from ``seeds[k]``.
 
     With ``descriptions`` (what each prompt asks) and ``caption`` (``regions.trained_caption`` of a pipeline
     trained on regional conditioning) the generator gets ``regions.regional_conditioning`` of them instead of
-    the prompts' states; with either None, the prompts' states.
+    the prompts' states; with either None, the prompts' states. With ``candidates`` n > 1: [N * n, ...], each
+    prompt's n images as the Generate node's ``batch_size`` n makes them (one generator seeded with the seed
+    draws the batch's noise, so the first is the one-image picture).
     """
+    if candidates > 1:
+        return _candidates(pipe, text, prompts, seeds, steps, cfg, max(1, batch // candidates), descriptions,
+                           caption, candidates)
+    out = []
+    for i in range(0, len(prompts), batch):
+        states, empty, extra = _conditioning(pipe, text, prompts[i:i + batch],
+                                             None if descriptions is None else descriptions[i:i + batch], caption)
+        gens = [torch.Generator().manual_seed(s) for s in seeds[i:i + batch]]
+        out.append(pipe(prompt_embeds=states, negative_prompt_embeds=empty, num_inference_steps=steps,
+                        guidance_scale=cfg, generator=gens, output_type="np", **extra).images)
+    return np.concatenate(out)
+
+
+def _conditioning(pipe, text, prompts: list[str], descriptions: list | None, caption: str | None):
+    """(states, empty states, pipeline keyword arguments) for one batch: the prompts' states, or the regional
+    conditioning of their descriptions where the pipeline was trained on it."""
     from ..nodes.text_encoding import encode_prompts
     from ..ops.conditioning import REGIONS, match_tokens
     from ..ops.regional_attention import use_regions
     from .regions import regional_conditioning, regional_texts
     tokenizer, model = text
+    empty, _ = encode_prompts(model, tokenizer, [""] * len(prompts))
+    if descriptions is None or caption is None:
+        return encode_prompts(model, tokenizer, prompts)[0], empty, {}
+    use_regions(pipe.unet)
+    states, seen = regional_conditioning(descriptions, encode_prompts(model, tokenizer, regional_texts(descriptions))[0],
+                                         caption)
+    states, empty = match_tokens(states, empty)
+    return states, empty, {"cross_attention_kwargs": {REGIONS: seen}}
+
+
+def _candidates(pipe, text, prompts, seeds, steps, cfg, batch, descriptions, caption, n) -> np.ndarray:
+    """``generate`` with n candidates a prompt: every prompt (and description) n times, the noise drawn per prompt."""
+    channels, side = pipe.unet.config.in_channels, pipe.unet.config.sample_size
     out = []
     for i in range(0, len(prompts), batch):
-        chunk = prompts[i:i + batch]
-        empty, _ = encode_prompts(model, tokenizer, [""] * len(chunk))
-        extra = {}
-        if descriptions is None or caption is None:
-            states, _ = encode_prompts(model, tokenizer, chunk)
-        else:
-            use_regions(pipe.unet)
-            asked = descriptions[i:i + batch]
-            states, seen = regional_conditioning(asked, encode_prompts(model, tokenizer, regional_texts(asked))[0],
-                                                 caption)
-            states, empty = match_tokens(states, empty)
-            extra = {"cross_attention_kwargs": {REGIONS: seen}}
-        gens = [torch.Generator().manual_seed(s) for s in seeds[i:i + batch]]
-        out.append(pipe(prompt_embeds=states, negative_prompt_embeds=empty, num_inference_steps=steps,
-                        guidance_scale=cfg, generator=gens, output_type="np", **extra).images)
+        chunk = range(i, min(i + batch, len(prompts)))
+        latents = torch.cat([torch.randn((n, channels, side, side), generator=torch.Generator().manual_seed(seeds[k]))
+                             for k in chunk])
+        each = [k for k in chunk for _ in range(n)]
+        states, empty, extra = _conditioning(pipe, text, [prompts[k] for k in each],
+                                             None if descriptions is None else [descriptions[k] for k in each], caption)
+        out.append(pipe(prompt_embeds=states, negative_prompt_embeds=empty, latents=latents, num_inference_steps=steps,
+                        guidance_scale=cfg, output_type="np", **extra).images)
     return np.concatenate(out)
 
 

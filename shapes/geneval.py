@@ -1,6 +1,6 @@
 """GenEval-style scoring of the two-object world: six tasks, judged by the scene analyzer.
 
-    python -m imagetune.shapes.geneval models/imagetune-shapes --json docs/geneval.json
+    python -m imagetune.shapes.geneval models/imagetune-shapes --json docs/geneval.json [--best-of 4]
 
 The tasks and prompt templates are GenEval's (Ghosh et al. 2023), with its objects replaced by our
 shapes: single object ("a photo of a circle"), two objects ("a photo of a circle and a square"),
@@ -28,6 +28,8 @@ from .scene import COUNT_WORDS, PLURALS, Description, Scene, Thing, all_things, 
 from .regions import trained_caption
 from .saved_png import DEFAULT_WORKFLOW
 from .scene_analyzer import SceneAnalysis, Seen, analyze_scene
+
+JUDGE = Path(__file__).resolve().parents[1] / "models" / "lit" / "shapes-lite0-minilm"
 
 TASKS = ("single object", "two objects", "counting", "colours", "position", "colour attribution")
 EXTRA = ("held-out pairs with colours and position", "held-out counts with colours")
@@ -161,6 +163,10 @@ def main(argv=None) -> None:
                    help="give the generator the canonical caption of what each prompt asks (perfect understanding)")
     p.add_argument("--workflow", type=Path, default=DEFAULT_WORKFLOW,
                    help="API workflow whose Understand Prompt node rewrites the prompts (the default workflow's)")
+    p.add_argument("--best-of", type=int, default=1, metavar="N",
+                   help="make each prompt's N candidates (Generate's batch_size N) and keep the LiT judge's pick, "
+                        "reported beside the first candidate alone and any of the N")
+    p.add_argument("--judge", type=Path, default=JUDGE, help="LiT model folder that picks among the candidates")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     import torch
@@ -179,8 +185,11 @@ def main(argv=None) -> None:
     pipe = load_pipeline(args.model)
     caption = trained_caption(args.model)
     images = generate(pipe, text, texts, [q.seed for q in asked], args.steps, args.cfg, descriptions=descriptions,
-                      caption=caption)
-    result = score([analyze_scene(img) for img in images], asked)
+                      caption=caption, candidates=args.best_of)
+    if args.best_of > 1:
+        result = best_of(images.reshape(len(asked), args.best_of, *images.shape[1:]), asked, args.judge)
+    else:
+        result = score([analyze_scene(img) for img in images], asked)
     result.update(model=str(args.model), prompts="canonical" if args.canonical else "plain" if args.plain else "understood",
                   regional=descriptions is not None and caption is not None,
                   steps=args.steps, cfg=args.cfg,
@@ -188,8 +197,30 @@ def main(argv=None) -> None:
     for task, value in result["tasks"].items():
         print(f"{task:45s} {value:6.1%}  ({result['images'][task]} images)")
     print(f"{'overall (mean of the six tasks)':45s} {result['overall']:6.1%}")
+    for name, other in result.get("compared", {}).items():
+        print(f"{name:45s} {other['overall']:6.1%}  " + ", ".join(f"{t} {v:.1%}" for t, v in other["tasks"].items()))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
+
+
+def best_of(candidates: np.ndarray, asked: list[Prompt], judge_folder: Path) -> dict:
+    """``score`` of the LiT judge's pick among each prompt's candidates [P, n, H, W, 3] (judged against the prompt as
+    written, as the default workflow's best-of-N node reads it), with the first candidate alone (the one-image
+    workflow) and any candidate right (what a perfect pick reaches) under "compared"."""
+    from ..lit.best_of_n_eval import judge_picks
+    from ..lit.model import load_lit_model
+
+    picks, seconds = judge_picks(load_lit_model(judge_folder), candidates, [q.text for q in asked], candidates.shape[1])
+    found = [[analyze_scene(image) for image in images] for images in candidates]
+    result = score([seen[k] for seen, k in zip(found, picks)], asked)
+    first = score([seen[0] for seen in found], asked)
+    anyone = [next((s for s in seen if q.ask.check(s)), seen[0]) for seen, q in zip(found, asked)]
+    best = score(anyone, asked)
+    result.update(best_of=candidates.shape[1], judge=str(judge_folder), judge_seconds_per_pick=round(seconds, 4),
+                  compared={"first candidate alone": {"overall": first["overall"], "tasks": first["tasks"]},
+                            f"any of {candidates.shape[1]} right (ceiling)": {"overall": best["overall"],
+                                                                               "tasks": best["tasks"]}})
+    return result
 
 
 def understood(texts: list[str], workflow: Path, text_encoder) -> list[Description]:

@@ -51,3 +51,48 @@ def test_report_compares_the_seed_the_judges_and_the_bounds():
                                   "judge best of 4: lost": 0, "any of 4 right": 1.0, "mean candidate": 0.25}
     assert table["ALL UNSEEN WORDINGS (pooled)"]["prompts"] == 1
     assert table["ALL PROMPTS"]["judge best of 4"] == pytest.approx(2 / 3, abs=1e-4)
+
+
+def test_geneval_candidates_are_the_generate_nodes_batch_for_a_two_object_prompt(tmp_path):
+    """``evaluate.generate(candidates=n)``, which geneval's --best-of uses, makes the Generate node's batch_size n
+    behind the default workflow's Understand Prompt, regional conditioning included."""
+    from imagetune.shapes.evaluate import generate, load_text_encoder, understood_descriptions, workflow_reader
+    from imagetune.shapes.model import load_pipeline
+    from imagetune.shapes.regions import trained_caption
+    from imagetune.shapes.scene import canonical_text
+    from imagetune.shapes.understand import PromptReader
+
+    prompt, seed, steps = "a red circle to the left of a blue square", 5, 3
+    path = ROOT / "workflows" / "api" / "imagetune-text-to-image.json"
+    graph = {k: v for k, v in json.loads(path.read_text()).items() if k in ("1", "2", "3", "4", "5", "6")}
+    graph["2"]["inputs"]["text"] = prompt
+    graph["6"]["inputs"].update(steps=steps, seed=seed, batch_size=3)
+    graph["7"] = {"class_type": "ImageTuneSaveImage", "inputs": {"filename_prefix": "candidates", "images": ["6", 0]}}
+    ctx = ExecutionContext(device="cpu", output_dir=tmp_path, input_dir=tmp_path, models_dirs=[ROOT / "models"])
+    node = Runtime(default_registry()).run(graph, ctx=ctx).outputs["6"][0].numpy()
+    text = load_text_encoder()
+    folder = ROOT / "models" / "imagetune-shapes"
+    asked = understood_descriptions(PromptReader.from_pretrained(workflow_reader(path)), text, [prompt])
+    assert len(asked[0].things) == 2 and trained_caption(folder) is not None  # the regional path is what runs
+    ours = generate(load_pipeline(folder), text, [canonical_text(asked[0])], [seed], steps,
+                    graph["6"]["inputs"]["guidance"], descriptions=asked, caption=trained_caption(folder), candidates=3)
+    assert ours.shape == (3, 64, 64, 3)
+    np.testing.assert_allclose(ours, node, atol=2e-3)
+
+
+def test_geneval_best_of_reports_the_pick_beside_the_first_candidate_and_the_ceiling():
+    """With a wrong render first and a right one second for every prompt, the first candidate alone scores 0,
+    any-of-2 scores 1 and the judge's pick lands between (its own score)."""
+    from imagetune.shapes import geneval
+    from imagetune.shapes import scene as sc
+
+    rng = np.random.default_rng(0)
+    asked = [p for p in geneval.prompts(seeds=1) if p.task in ("colours", "position")][:6]
+    wrong = {"colours": lambda a: geneval.Ask((sc.Thing(a.things[0].shape, next(c for c in sc.COLOURS if c != a.things[0].colour)),)),
+             "position": lambda a: geneval.Ask(a.things, relation=geneval.OPPOSITE[a.relation])}
+    candidates = np.stack([np.stack([sc.render(geneval.ground_truth(wrong[p.task](p.ask), rng), 64, rng),
+                                     sc.render(geneval.ground_truth(p.ask, rng), 64, rng)]) for p in asked])
+    result = geneval.best_of(candidates, asked, geneval.JUDGE)
+    assert result["compared"]["first candidate alone"]["overall"] == 0.0
+    assert result["compared"]["any of 2 right (ceiling)"]["overall"] == 1.0
+    assert 0.0 <= result["overall"] <= 1.0 and result["best_of"] == 2
