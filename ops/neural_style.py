@@ -5,7 +5,8 @@ Only the package's model files are read (its Python code is never imported):
   blend by weight; image [1,3,h,w] + weights [26] -> [1,3,h,w]; sides padded to a multiple of 4.
 - ``arbitrary_predict.onnx`` / ``arbitrary_transform.onnx``: Ghiasi et al.'s arbitrary style;
   a 256x256 NHWC style image -> 100-d style vector; a 384x384 NHWC content + vector -> stylized.
-ops/onnx_torch.py turns each file into a torch module, so they run on the image's own device and dtype.
+ops/onnx_torch.py turns each file into a torch module, so they run on the image's own device and dtype; CPU float32
+images run on onnxruntime instead (ops/onnx_cpu.py), the fastest CPU kernels for these graphs.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from . import cpu_image as cpu
+from . import onnx_cpu
 from .choices import NUM_STYLES, STYLE_NAMES  # noqa: F401  (STYLE_NAMES: declared torch-free for the node)
 from .resample import resize
 
@@ -46,10 +48,18 @@ def _dtype(like: torch.Tensor) -> torch.dtype:
 
 
 def _run(name: str, like: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
-    """The model's first output for inputs moved to ``like``'s device and compute dtype."""
+    """The model's first output for inputs moved to ``like``'s device and compute dtype (onnxruntime on the CPU
+    in float32; batch 1 there, as every shipped graph fixes it)."""
+    if _on_onnxruntime(like):
+        return onnx_cpu.run(models_folder() / f"{name}.onnx", *inputs, threads=torch.get_num_threads())
     dtype = _dtype(like)
     net = model(name, str(like.device), dtype)
     return net(*(x.to(like.device, dtype) for x in inputs))[0]
+
+
+def _on_onnxruntime(like: torch.Tensor) -> bool:
+    """Whether images like ``like`` run on onnxruntime: CPU float32 without gradients, where it is installed."""
+    return cpu.use_library(like) and onnx_cpu.available()
 
 
 def style_weights(style: str | int) -> torch.Tensor:
@@ -84,22 +94,32 @@ BATCH_PIXELS = 1 << 17
 def stylize_builtin(images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """[B,3,H,W] RGB 0..1 -> the 26-style network's output with the given style weights, same shape/device/dtype.
 
-    Runs on the images' device, several small images per call; on the CPU, calls of a batch share torch's
-    threads out one call each (``cpu.run_jobs``), and a single call shares its big steps out in pieces
-    (``onnx_shared``), as torch's own split of one convolution waits for a thread that a busy machine holds up.
+    CPU float32 images run on onnxruntime one image a call: with several torch threads the calls of a batch
+    take a thread each (``cpu.run_jobs``), a single call gets them all. Elsewhere the torch modules run several
+    small images per call; on the CPU (float64) calls of a batch share torch's threads out one call each, and a
+    single call shares its big steps out in pieces (``onnx_shared``), as torch's own split of one convolution
+    waits for a thread that a busy machine holds up.
     """
     h, w = images.shape[-2:]
-    # channels-last runs the convolutions without layout conversions (1.4x faster end to end on one CPU thread)
-    padded = _pad_to_multiple(images.to(_dtype(images)), 4).contiguous(memory_format=torch.channels_last)
-    per_call = max(1, BATCH_PIXELS // (padded.shape[-2] * padded.shape[-1]))
+    on_onnxruntime = _on_onnxruntime(images)
+    padded = _pad_to_multiple(images.to(_dtype(images)), 4)
+    if not on_onnxruntime:  # channels-last runs torch's convolutions without layout conversions (1.4x on one thread)
+        padded = padded.contiguous(memory_format=torch.channels_last)
+    per_call = 1 if on_onnxruntime else max(1, BATCH_PIXELS // (padded.shape[-2] * padded.shape[-1]))
     weights = torch.as_tensor(weights)
     chunks = padded.split(per_call)
-    model("multistyle26", str(images.device), _dtype(images))  # loaded once, before any worker thread asks
     outs: list = [None] * len(chunks)
 
     def stylize(index: int) -> None:
         outs[index] = _run("multistyle26", images, chunks[index], weights)
 
+    if on_onnxruntime:  # one image gets all of torch's threads; several take one thread each
+        if len(chunks) == 1:
+            stylize(0)
+        else:
+            cpu.run_jobs(stylize, range(len(chunks)))
+        return torch.cat(outs)[..., :h, :w]
+    model("multistyle26", str(images.device), _dtype(images))  # loaded once, before any worker thread asks
     if images.device.type == "cpu" and len(chunks) > 1:
         cpu.run_jobs(stylize, range(len(chunks)))
     elif images.device.type == "cpu" and torch.get_num_threads() > 1:  # one call: its steps shared out instead

@@ -82,8 +82,14 @@ def test_builtin_neural_style_matches_direct_onnx_run(tmp_path):
     assert (out - image.permute(0, 2, 3, 1)).abs().mean() > 0.05
 
 
+def torch_modules_on_the_cpu(monkeypatch):
+    """Run the torch conversion (what CUDA and float64 images run) on CPU float32 tensors, instead of onnxruntime."""
+    monkeypatch.setattr(N, "_on_onnxruntime", lambda like: False)
+
+
 @pytest.mark.parametrize("h,w", [(17, 23), (16, 16), (31, 9)])
 def test_multistyle26_in_torch_equals_onnxruntime_odd_sizes_and_batch(h, w, monkeypatch):
+    torch_modules_on_the_cpu(monkeypatch)
     image = smooth_image(h * w, b=2, h=h, w=w, lo=0.0, hi=1.0)
     weights = torch.softmax(torch.rand(26, generator=torch.Generator().manual_seed(h)), 0)  # a blend of styles
     out = N.stylize_builtin(image, weights)  # both images in one batch
@@ -431,6 +437,7 @@ def test_one_image_at_two_threads_shares_its_steps_out_with_the_same_result(monk
     (ops/onnx_shared.py), giving the one-thread result."""
     from imagetune.ops import onnx_shared
 
+    torch_modules_on_the_cpu(monkeypatch)
     image = smooth_image(11, b=1, h=64, w=64, lo=0.0, hi=1.0)
     weights = N.style_weights(5)
     before = torch.get_num_threads()
@@ -448,3 +455,41 @@ def test_one_image_at_two_threads_shares_its_steps_out_with_the_same_result(monk
         torch.set_num_threads(before)
     assert {"Conv", "Pad", "Relu"} <= set(split)
     assert torch.allclose(shared, alone, atol=1e-5)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_cpu_float32_images_run_on_onnxruntime_one_image_a_call(threads, monkeypatch):
+    """On CPU float32 tensors the built-in style runs the shipped file on onnxruntime, one image a call (the graph
+    fixes the batch at 1), at one and two threads (a batch shares the threads out, one image takes them all),
+    and gives the direct onnxruntime run's pictures at odd sizes."""
+    from imagetune.ops import onnx_cpu
+
+    calls = []
+    real = onnx_cpu.run
+    monkeypatch.setattr(onnx_cpu, "run", lambda *a, threads=1: calls.append((tuple(a[1].shape), threads)) or real(*a, threads=threads))
+    weights = torch.softmax(torch.rand(26, generator=torch.Generator().manual_seed(threads)), 0)
+    session = ort_session("multistyle26")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for b, (h, w) in ((3, (17, 23)), (1, (31, 9))):
+            image = smooth_image(h + b, b=b, h=h, w=w, lo=0.0, hi=1.0)
+            calls.clear()
+            with torch.inference_mode():
+                out = N.stylize_builtin(image, weights)
+            assert out.shape == image.shape and out.dtype == torch.float32
+            padded = N._pad_to_multiple(image, 4)
+            assert calls == [((1,) + tuple(padded.shape[1:]), 1 if b > 1 else threads)] * b
+            for i in range(b):
+                ref = session.run(None, {"image": padded[i:i + 1].numpy(), "style_weights": weights.numpy()})[0]
+                assert np.abs(out[i:i + 1].numpy() - ref[..., :h, :w]).max() < 1e-6
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_onnxruntime_run_names_a_wrong_number_of_inputs():
+    from imagetune.ops import onnx_cpu
+
+    with pytest.raises(ValueError, match="multistyle26.onnx takes 2 inputs"):
+        onnx_cpu.run(N.models_folder() / "multistyle26.onnx", torch.zeros(1, 3, 16, 16))

