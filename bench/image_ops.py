@@ -60,12 +60,12 @@ def u8_arrays(image: torch.Tensor) -> list[np.ndarray]:
 
 
 def from_u8(arrays: list[np.ndarray]) -> torch.Tensor:
-    """uint8 [H,W,C] arrays -> IMAGE, through one lookup table per image."""
-    lut = (np.arange(256, dtype=np.float32) / np.float32(255)).reshape(1, 256)
-    out = torch.empty(len(arrays), *arrays[0].shape, dtype=torch.float32)
-    for a, o in zip(arrays, out.numpy()):
-        cv2.LUT(a, lut, dst=o)
-    return out
+    """uint8 [H,W,C] arrays -> IMAGE: numpy's division into numpy's memory (huge pages: a torch.empty output
+    page-faults 4 KiB at a time), faster than OpenCV's lookup table at 512² and as fast at 2048²."""
+    out = np.empty((len(arrays), *arrays[0].shape), np.float32)
+    for a, o in zip(arrays, out):
+        np.divide(a, np.float32(255), out=o, dtype=np.float32)
+    return torch.from_numpy(out)
 
 
 def from_float(arrays: list[np.ndarray]) -> torch.Tensor:

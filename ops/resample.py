@@ -115,7 +115,7 @@ def _resize_stripes(image: torch.Tensor, height: int, width: int, method: str) -
     are shared out by ``cpu.run_jobs``: torch's static split of one product over its threads waits for a thread
     that a busy machine holds up, while a held-up thread here delays one stripe (bench/image_ops.py, two threads)."""
     b, c, h, w = image.shape
-    out = torch.empty(b, height, width, c, dtype=image.dtype)
+    out = cpu.empty((b, height, width, c), image.dtype)
     rows = _resample_operator(h, height, method, "cpu", image.dtype) if h != height else _plain_rows(h)
     cols = _resample_operator(w, width, method, "cpu", image.dtype) if w != width else None
     cols_first = cols is not None and height * w > h * width  # shrink first, as _resize_banded does

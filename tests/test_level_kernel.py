@@ -101,3 +101,22 @@ def test_a_failed_build_leaves_the_numpy_path(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_llvmlite)
     assert level_kernel._build() is None
+
+
+def test_bands_over_two_threads_give_the_one_thread_arrays():
+    """At two torch threads eight_bit and from_levels run their loops in bands of rows on two threads: same
+    levels, same floats, and a value off the grid in any band still refuses the image."""
+    image = LEVELS[random_levels((700, 300, 3), seed=5)]
+    alone = cpu_image.eight_bit(image).copy()
+    back = cpu_image.from_levels(alone, np.empty_like(image)).copy()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert np.array_equal(cpu_image.eight_bit(image), alone)
+        assert np.array_equal(cpu_image.from_levels(alone, np.empty_like(image)), back)
+        for row in (0, 350, 699):
+            spoilt = image.copy()
+            spoilt[row, 7, 1] = np.nextafter(spoilt[row, 7, 1], np.float32(2))
+            assert cpu_image.eight_bit(spoilt) is None, row
+    finally:
+        torch.set_num_threads(before)
