@@ -253,7 +253,7 @@ def operations(style_image: torch.Tensor) -> list[Op]:
         Op("histogram matching, float values", lambda image: style.histogram_match(image.movedim(-1, 1), style_bchw).movedim(1, -1).contiguous(), {
             "scikit-image match_histograms": float_op(lambda a: exposure.match_histograms(a, style_array, channel_axis=-1)),
             "numpy (skimage's algorithm)": float_op(lambda a: numpy_histogram_match(a, style_array))}),
-        Op("fast neural style (ONNX graph in torch)", lambda image: neural_style.stylize_builtin(image.movedim(-1, 1), weights).movedim(1, -1).contiguous(), {
+        Op("fast neural style (multistyle26)", lambda image: neural_style.stylize_builtin(image.movedim(-1, 1), weights).movedim(1, -1).contiguous(), {
             "onnxruntime": lambda image: torch.cat([torch.from_numpy(onnx_session().run(None, {"image": image[i:i + 1].permute(0, 3, 1, 2).numpy(), "style_weights": weights.numpy()})[0]).permute(0, 2, 3, 1) for i in range(image.shape[0])])},
            levels=0.0255, max_side=512),
     ]

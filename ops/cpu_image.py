@@ -204,12 +204,16 @@ def _in_bands(kernel: Callable, array: np.ndarray, out: np.ndarray):
     """``kernel(array, out)`` of a ``level_kernel`` loop, split in bands of rows over torch's threads (OpenCV's own
     conversions use every thread; ctypes releases the GIL): the bands' answers combined, None if one had none."""
     threads = torch.get_num_threads()
-    if threads < 2 or array.ndim < 2 or array.size < threads * KERNEL_VALUES:
+    if threads < 2 or array.ndim < 2 or array.size < threads * BANDED_VALUES:
         return kernel(array, out)
     edges = np.linspace(0, array.shape[0], 2 * threads + 1).astype(int)  # two bands a thread: a held-up one waits less
     answers = share_out([functools.partial(kernel, array[a:b], out[a:b]) for a, b in zip(edges, edges[1:]) if b > a],
                         threads)
     return None if any(answer is None for answer in answers) else all(answers)
+
+# Values a thread from which the loops are split over threads: a 512² RGB image's pass takes ~0.08 ms, less than
+# handing bands to the pool and waiting for them (the median at 512², two threads: 1.73x OpenCV banded, 2048²: banded)
+BANDED_VALUES = 1 << 21
 
 # Images from this many values on compile the one-pass kernel (once per process, ~0.2 s with its import):
 # a 150² RGB image; smaller ones alone never repay it, so they keep numpy's passes until it is compiled.

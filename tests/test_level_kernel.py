@@ -103,17 +103,23 @@ def test_a_failed_build_leaves_the_numpy_path(monkeypatch):
     assert level_kernel._build() is None
 
 
-def test_bands_over_two_threads_give_the_one_thread_arrays():
-    """At two torch threads eight_bit and from_levels run their loops in bands of rows on two threads: same
-    levels, same floats, and a value off the grid in any band still refuses the image."""
+def test_bands_over_two_threads_give_the_one_thread_arrays(monkeypatch):
+    """At two torch threads eight_bit and from_levels run their loops in bands of rows on two threads (here from
+    a smaller size than they do): same levels, same floats, and a value off the grid in any band still refuses
+    the image."""
     image = LEVELS[random_levels((700, 300, 3), seed=5)]
     alone = cpu_image.eight_bit(image).copy()
     back = cpu_image.from_levels(alone, np.empty_like(image)).copy()
+    monkeypatch.setattr(cpu_image, "BANDED_VALUES", 1 << 16)
+    shared = []
+    real = cpu_image.share_out
+    monkeypatch.setattr(cpu_image, "share_out", lambda pieces, threads: shared.append(len(pieces)) or real(pieces, threads))
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         assert np.array_equal(cpu_image.eight_bit(image), alone)
         assert np.array_equal(cpu_image.from_levels(alone, np.empty_like(image)), back)
+        assert shared == [4, 4]  # two bands a thread, for each of the two loops
         for row in (0, 350, 699):
             spoilt = image.copy()
             spoilt[row, 7, 1] = np.nextafter(spoilt[row, 7, 1], np.float32(2))
