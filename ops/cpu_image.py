@@ -160,7 +160,7 @@ def from_levels(levels: np.ndarray, out: np.ndarray) -> np.ndarray:
 
     ``level_kernel``'s loop of IEEE divisions where it runs (0.056 ms at 512², one thread), else numpy's
     division (0.146 ms; OpenCV's table lookup took 0.257 ms), bit for bit the same floats (docs/image.md)."""
-    if (levels.size >= KERNEL_VALUES or level_kernel.ready()) and _in_bands(level_kernel.levels_to_float, levels, out):
+    if _kernel_pays(levels) and _in_bands(level_kernel.levels_to_float, levels, out):
         return out
     return np.divide(levels, _SCALE, out=out, dtype=np.float32)
 
@@ -173,7 +173,7 @@ def eight_bit(array: np.ndarray, out: np.ndarray | None = None) -> np.ndarray | 
     inside of a padded buffer) receives the levels.
     """
     levels = np.empty(array.shape, np.uint8) if out is None else out
-    if array.dtype == np.float32 and (array.size >= KERNEL_VALUES or level_kernel.ready()):
+    if array.dtype == np.float32 and _kernel_pays(array):
         exact = _in_bands(level_kernel.levels_exact, array, levels)  # one pass (a row when the first is off the grid)
         if exact is not None:
             return levels if exact else None
@@ -199,6 +199,11 @@ _SCALE = np.float32(255.0)
 
 
 BAND_BYTES = 1 << 18
+
+
+def _kernel_pays(array: np.ndarray) -> bool:
+    """Whether ``array`` goes through a ``level_kernel`` loop: large enough to repay compiling it, or compiled already."""
+    return array.size >= KERNEL_VALUES or level_kernel.ready()
 
 
 def _in_bands(kernel: Callable, array: np.ndarray, out: np.ndarray):

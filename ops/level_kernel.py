@@ -111,7 +111,7 @@ def levels_exact(array: np.ndarray, out: np.ndarray) -> bool | None:
     exactly level / 255 (False as soon as a row is not: later rows are left unwritten); None (nothing
     written) when the kernel is unavailable or a row is not contiguous."""
     call = _row_call("levels_exact", array, np.float32, out, np.uint8)
-    return call if call is None or isinstance(call, bool) else bool(call())
+    return None if call is None else bool(call())
 
 
 def levels_to_float(levels: np.ndarray, out: np.ndarray) -> bool:
@@ -120,19 +120,18 @@ def levels_to_float(levels: np.ndarray, out: np.ndarray) -> bool:
     call = _row_call("levels_to_float", levels, np.uint8, out, np.float32)
     if call is None:
         return False
-    if call is not True:
-        call()
+    call()
     return True
 
 
 def _row_call(name: str, array: np.ndarray, array_dtype, out: np.ndarray, out_dtype):
-    """The kernel ``name`` bound to the rows of ``array`` and ``out`` (a callable); True when there is nothing to
-    do, None when the kernel is unavailable or a row is not contiguous."""
+    """The kernel ``name`` bound to the rows of ``array`` and ``out``, as a callable answering what the kernel does
+    (for an empty array: True, with nothing to do); None when the kernel is unavailable or a row is not contiguous."""
     if array.dtype != array_dtype or out.dtype != out_dtype or array.shape != out.shape:
         raise ValueError(f"{name} needs {np.dtype(array_dtype)} in and {np.dtype(out_dtype)} out of one shape, "
                          f"got {array.dtype} {array.shape} and {out.dtype} {out.shape}")
     if array.size == 0:
-        return True
+        return lambda: True
     if array.ndim > 1:
         if not (array[0].flags.c_contiguous and out[0].flags.c_contiguous):
             return None

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 
+@functools.lru_cache(maxsize=1)
 def available() -> bool:
     """Whether onnxruntime can be imported here (``onnxruntime`` or ``onnxruntime-gpu``)."""
     return importlib.util.find_spec("onnxruntime") is not None

@@ -58,16 +58,15 @@ def generated(prompts: list[str], seeds: list[int]):
     """The shipped generator's 64x64 images of ``prompts`` as the default workflow makes them: through its
     Understand Prompt node's reading (regional conditioning for two or more things, when the model has it)."""
     import torch
-    from imagetune.shapes.evaluate import (DEFAULT_WORKFLOW, generate, load_text_encoder, understood_descriptions,
-                                           workflow_reader)
+    from imagetune.shapes.evaluate import DEFAULT_WORKFLOW, generate, load_text_encoder
+    from imagetune.shapes.geneval import understood
     from imagetune.shapes.model import load_pipeline
     from imagetune.shapes.regions import trained_caption
     from imagetune.shapes.scene import canonical_text
-    from imagetune.shapes.understand import PromptReader
     torch.set_num_threads(1)
     folder = ROOT / "models" / "imagetune-shapes"
     pipe, text = load_pipeline(folder), load_text_encoder()
-    asked = understood_descriptions(PromptReader.from_pretrained(workflow_reader(DEFAULT_WORKFLOW)), text, prompts)
+    asked = understood(prompts, DEFAULT_WORKFLOW, text)
     return generate(pipe, text, [canonical_text(d) for d in asked], seeds, descriptions=asked,
                     caption=trained_caption(folder))
 

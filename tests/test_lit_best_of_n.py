@@ -56,11 +56,11 @@ def test_report_compares_the_seed_the_judges_and_the_bounds():
 def test_geneval_candidates_are_the_generate_nodes_batch_for_a_two_object_prompt(tmp_path):
     """``evaluate.generate(candidates=n)``, which geneval's --best-of uses, makes the Generate node's batch_size n
     behind the default workflow's Understand Prompt, regional conditioning included."""
-    from imagetune.shapes.evaluate import generate, load_text_encoder, understood_descriptions, workflow_reader
+    from imagetune.shapes.evaluate import generate, load_text_encoder
+    from imagetune.shapes.geneval import understood
     from imagetune.shapes.model import load_pipeline
     from imagetune.shapes.regions import trained_caption
     from imagetune.shapes.scene import canonical_text
-    from imagetune.shapes.understand import PromptReader
 
     prompt, seed, steps = "a red circle to the left of a blue square", 5, 3
     path = ROOT / "workflows" / "api" / "imagetune-text-to-image.json"
@@ -72,7 +72,7 @@ def test_geneval_candidates_are_the_generate_nodes_batch_for_a_two_object_prompt
     node = Runtime(default_registry()).run(graph, ctx=ctx).outputs["6"][0].numpy()
     text = load_text_encoder()
     folder = ROOT / "models" / "imagetune-shapes"
-    asked = understood_descriptions(PromptReader.from_pretrained(workflow_reader(path)), text, [prompt])
+    asked = understood([prompt], path, text)
     assert len(asked[0].things) == 2 and trained_caption(folder) is not None  # the regional path is what runs
     ours = generate(load_pipeline(folder), text, [canonical_text(asked[0])], [seed], steps,
                     graph["6"]["inputs"]["guidance"], descriptions=asked, caption=trained_caption(folder), candidates=3)
