@@ -115,9 +115,8 @@ def stylize_builtin(images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor
 
     if on_onnxruntime:  # one image gets all of torch's threads; several take one thread each
         if len(chunks) == 1:
-            stylize(0)
-        else:
-            cpu.run_jobs(stylize, range(len(chunks)))
+            return _run("multistyle26", images, padded, weights)[..., :h, :w]
+        cpu.run_jobs(stylize, range(len(chunks)))
         return torch.cat(outs)[..., :h, :w]
     model("multistyle26", str(images.device), _dtype(images))  # loaded once, before any worker thread asks
     if images.device.type == "cpu" and len(chunks) > 1:
