@@ -36,8 +36,9 @@ class EncodeTextNode(Node):
         from ..ops import conditioning as C
         from ..ops.text_encoders import encode
 
-        tokens, pooled = encode(text_encoder, split_prompts(text, one_prompt_per_line), ctx)
-        return (C.make(tokens, pooled),)
+        prompts = split_prompts(text, one_prompt_per_line)
+        tokens, pooled = encode(text_encoder, prompts, ctx)
+        return (C.make(tokens, pooled, prompts),)
 
 
 NODES = (EncodeTextNode,)

@@ -6,6 +6,8 @@ predicts what the prompt describes (things, relation or count, background, what 
 ``scene.canonical_text`` writes the caption the shapes generator was trained on ("a red circle to the
 left of a blue square on a white background"). That caption is encoded with the text encoder, so
 the generator only ever sees its own language. The captions also come out as a STRING, one per row.
+Colour names the model never learnt ("cobalt", "ruby") are resolved to the world's colours first, from
+the prompts Encode Text records in the conditioning (``shapes/colour_names.py``).
 """
 from __future__ import annotations
 
@@ -61,6 +63,25 @@ def check_states(model, tokens, entry: int) -> None:
                                              "states?)")
 
 
+def with_colour_names_resolved(tokens, prompts, text_encoder, ctx):
+    """The token states the reader reads: those of the prompts with their colour names resolved
+    (``shapes/colour_names.py``) when the conditioning carries the prompts it was encoded from and a name
+    needed resolving, else ``tokens`` as given. The prompts are trusted only while ``tokens`` are still
+    their encoding by ``text_encoder`` (a blend or another encoder after Encode Text changes them)."""
+    from ..ops.text_encoders import encode
+    from ..shapes.colour_names import as_reader_reads
+
+    if not (isinstance(prompts, list) and len(prompts) == tokens.shape[0] and all(isinstance(p, str) for p in prompts)):
+        return tokens
+    resolved = as_reader_reads(prompts)
+    if resolved == prompts:
+        return tokens
+    encoded, _ = encode(text_encoder, prompts, ctx)
+    if encoded.shape != tokens.shape or not bool((encoded.to(tokens) == tokens).all()):
+        return tokens
+    return encode(text_encoder, resolved, ctx)[0].to(tokens)
+
+
 class UnderstandPromptNode(Node):
     """Read what each prompt asks for and re-encode it as the shapes generator's own caption."""
 
@@ -104,16 +125,17 @@ class UnderstandPromptNode(Node):
         out, captions = [], []
         for entry, (tokens, extras) in enumerate(conditioning):
             check_states(reader, tokens, entry)
+            tokens = with_colour_names_resolved(tokens, extras.get(C.PROMPTS), text_encoder, ctx)
             asked = [reading.description() for reading in read(reader, tokens)]
             rows = [canonical_text(d) for d in asked]
             extras = {k: v for k, v in extras.items() if k != C.REGIONS}
             if regions and any(len(d.things) > 1 for d in asked):  # one thing each: the caption alone is the same
                 states, pooled = encode(text_encoder, regional_texts(asked), ctx)
                 new_tokens, seen = regional_conditioning(asked, states, SHIPPED_CAPTION)
-                out.append([new_tokens, {**extras, C.POOLED: pooled[:len(asked)], C.REGIONS: seen}])
+                out.append([new_tokens, {**extras, C.POOLED: pooled[:len(asked)], C.REGIONS: seen, C.PROMPTS: rows}])
             else:
                 new_tokens, pooled = encode(text_encoder, rows, ctx)
-                out.append([new_tokens, {**extras, C.POOLED: pooled}])
+                out.append([new_tokens, {**extras, C.POOLED: pooled, C.PROMPTS: rows}])
             captions += rows
         text = "\n".join(captions)
         return {"ui": {"text": [text]}, "result": (out, text)}

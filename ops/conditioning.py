@@ -14,11 +14,14 @@ from ..graph_runtime.errors import NodeInputError
 
 REGIONS = "token_regions"  # [B, T, h, w]: where each token may be attended from (ops/regional_attention.py)
 POOLED = "pooled_output"
+# the text each row was encoded from (list[str]), as Encode Text wrote it; later ops may change the tokens and keep
+# it, so a reader checks it against the tokens before it trusts it (nodes/understand_prompt.py)
+PROMPTS = "imagetune_prompts"
 
 
-def make(tokens: torch.Tensor, pooled: torch.Tensor | None) -> list:
-    """A one-entry CONDITIONING."""
-    return [[tokens, {POOLED: pooled}]]
+def make(tokens: torch.Tensor, pooled: torch.Tensor | None, prompts: list[str] | None = None) -> list:
+    """A one-entry CONDITIONING (with the prompts its rows encode, when given)."""
+    return [[tokens, {POOLED: pooled} if prompts is None else {POOLED: pooled, PROMPTS: list(prompts)}]]
 
 
 def first(cond, field: str) -> tuple[torch.Tensor, torch.Tensor | None, dict]:

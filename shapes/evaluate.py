@@ -151,10 +151,13 @@ def understood(reader, text, prompts: list[str], batch: int = 128) -> list[str]:
 
 
 def understood_descriptions(reader, text, prompts: list[str], batch: int = 128) -> list:
-    """What the Understand Prompt node reads in each of ``prompts`` (``scene.Description``s)."""
+    """What the Understand Prompt node reads in each of ``prompts`` (``scene.Description``s), colour names
+    resolved as it resolves them."""
     from ..nodes.text_encoding import encode_prompts
+    from .colour_names import as_reader_reads
     from .understand import read
     tokenizer, model = text
+    prompts = as_reader_reads(prompts)
     return [r.description() for i in range(0, len(prompts), batch)
             for r in read(reader, encode_prompts(model, tokenizer, prompts[i:i + batch])[0])]
 

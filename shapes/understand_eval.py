@@ -4,7 +4,8 @@
 
 A prompt is right when the ``scene.Description`` decoded from the model's reading equals the one
 its truth decodes to (the same rules, ``reading.py``). Prompts are encoded exactly as the default
-workflow encodes them (``nodes/text_encoding.encode_prompts``: 77-token windows, padding included).
+workflow encodes them (``nodes/text_encoding.encode_prompts``: 77-token windows, padding included),
+after Understand Prompt's resolution of colour names (``shapes/colour_names.py``; ``--as-written``: none).
 Lists: the 736 single-object prompts of ``shapes/heldout.py`` (truth from each ``Target``) and the
 768 two-object prompts of ``shapes/heldout_scenes.py``; each miss is listed with what was read.
 """
@@ -33,11 +34,14 @@ def heldout_items() -> list[tuple[str, str, Reading]]:
             + [(p.kind, p.text, p.reading) for p in heldout_scenes.prompts()])
 
 
-def read_prompts(model, text, prompts: list[str], batch: int = 128) -> list[Reading]:
-    """The model's reading of each prompt, encoded by ``text`` = (tokenizer, MiniLM) as the workflow does."""
+def read_prompts(model, text, prompts: list[str], batch: int = 128, as_written: bool = False) -> list[Reading]:
+    """The model's reading of each prompt, encoded by ``text`` = (tokenizer, MiniLM) as the workflow does (colour
+    names resolved as Understand Prompt resolves them, unless ``as_written``)."""
     from ..nodes.text_encoding import encode_prompts
+    from .colour_names import as_reader_reads
     from .understand import read
     tokenizer, encoder = text
+    prompts = prompts if as_written else as_reader_reads(prompts)
     out: list[Reading] = []
     for i in range(0, len(prompts), batch):
         out += read(model, encode_prompts(encoder, tokenizer, prompts[i:i + batch])[0])
@@ -60,13 +64,13 @@ def score(items: list[tuple[str, str, Reading]], readings: list[Reading]) -> dic
     return report
 
 
-def evaluate(folder, text=None) -> dict:
+def evaluate(folder, text=None, as_written: bool = False) -> dict:
     """The whole report for the model in ``folder``."""
     from .evaluate import load_text_encoder
     from .understand import PromptReader
     model = PromptReader.from_pretrained(folder)
     items = heldout_items()
-    return score(items, read_prompts(model, text or load_text_encoder(), [p for _, p, _ in items]))
+    return score(items, read_prompts(model, text or load_text_encoder(), [p for _, p, _ in items], as_written=as_written))
 
 
 def main(argv=None) -> None:
@@ -74,9 +78,11 @@ def main(argv=None) -> None:
     p.add_argument("folder", type=Path)
     p.add_argument("--json", type=Path)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--as-written", action="store_true",
+                   help="the model alone: no colour names resolved first (Understand Prompt resolves them)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    report = evaluate(args.folder)
+    report = evaluate(args.folder, as_written=args.as_written)
     for kind, row in report.items():
         if kind != "misses":
             print(f"{kind:45s} {row['prompts']:5d} {100 * row['exact']:6.1f} %")

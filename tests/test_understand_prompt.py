@@ -47,9 +47,10 @@ def minilm():
     return load_text_encoder(ModelSource("minilm", path=minilm_path()), "cpu")
 
 
-def encoded(minilm, prompts, ctx):
+def encoded(minilm, prompts, ctx, record: bool = True):
+    """The CONDITIONING Encode Text makes of ``prompts`` (with the prompts recorded, unless not ``record``)."""
     from imagetune.ops.text_encoders import encode
-    return C.make(*encode(minilm, prompts, ctx))
+    return C.make(*encode(minilm, prompts, ctx), prompts if record else None)
 
 
 def small_reader(seed: int = 0) -> PromptReader:
@@ -169,6 +170,40 @@ def test_every_conditioning_entry_is_read_and_its_extras_kept(ctx, minilm):
     cond, captions = UnderstandPromptNode().run(ctx, first + second, minilm, DEFAULT_PROMPT_READER)["result"]
     assert captions.splitlines() == ["a red circle on a blue background", "a green square on a white background"]
     assert len(cond) == 2 and cond[1][1]["strength"] == 0.5 and cond[1][0].shape == (1, 77, 384)
+
+
+# colour names outside every word list of the language (training and held out), and the world colour each is
+COLOUR_NAMED = {"a maroon circle on a periwinkle background": "a red circle on a blue background",
+                "an aubergine square on a pistachio background": "a purple square on a green background"}
+
+
+def test_colour_names_it_never_learnt_are_read_from_the_recorded_prompts(ctx, minilm, keep_node):
+    from imagetune.graph_runtime import NodeRegistry
+    from imagetune.nodes import ALL_NODES
+
+    result = Runtime(NodeRegistry(ALL_NODES + (keep_node,))).run(understand_workflow("\n".join(COLOUR_NAMED)), ctx=ctx)
+    cond, captions = result.outputs["3"]
+    assert captions.splitlines() == list(COLOUR_NAMED.values())
+    assert cond[0][1][C.PROMPTS] == list(COLOUR_NAMED.values())  # what its rows now encode
+    alone = UnderstandPromptNode().run(ctx, encoded(minilm, list(COLOUR_NAMED), ctx, record=False), minilm,
+                                       DEFAULT_PROMPT_READER)["result"][1]
+    assert alone.splitlines() != list(COLOUR_NAMED.values())  # the model alone misreads them: the names did it
+
+
+def test_recorded_prompts_are_ignored_once_the_tokens_are_not_theirs(ctx, minilm):
+    prompts = list(COLOUR_NAMED)
+    plain = UnderstandPromptNode().run(ctx, encoded(minilm, prompts, ctx, record=False), minilm,
+                                       DEFAULT_PROMPT_READER)["result"][1]
+    stale = encoded(minilm, prompts, ctx)
+    stale[0][0] = stale[0][0] * 1.0001  # as a scale or blend after Encode Text leaves the recorded prompts behind
+    changed = UnderstandPromptNode().run(ctx, stale, minilm, DEFAULT_PROMPT_READER)["result"][1]
+    assert changed != "\n".join(COLOUR_NAMED.values())  # the stale prompts were not read
+    assert changed == UnderstandPromptNode().run(ctx, [[stale[0][0], {C.POOLED: stale[0][1][C.POOLED]}]], minilm,
+                                                 DEFAULT_PROMPT_READER)["result"][1]
+    for bad in (["one prompt too few"], "not a list", [1, 2]):
+        cond = encoded(minilm, prompts, ctx)
+        cond[0][1][C.PROMPTS] = bad
+        assert UnderstandPromptNode().run(ctx, cond, minilm, DEFAULT_PROMPT_READER)["result"][1] == plain
 
 
 def test_the_node_names_what_it_expected(ctx, minilm):
