@@ -417,7 +417,7 @@ def main() -> None:
     style_image = pictures(1, 512, seed=7).flip(1).contiguous()
     ops = [op for op in operations(style_image) if args.only in op.name]
     print(f"torch {torch.__version__}, OpenCV {cv2.__version__}, numpy {np.__version__}; IMAGE tensors in and out; "
-          f"median {args.clock} time of up to {args.repeats} rounds; ratio = ours / best peer computing the same image (bold above 1.10)\n")
+          f"median {args.clock} time of at least {args.repeats} rounds (more until they take {MIN_ROUNDS_S:.0f} s); ratio = ours / best peer computing the same image (bold above 1.10)\n")
     print("| op | input | threads | ours (ms) | best peer | peer (ms) | ratio | peak (MiB) | peak ÷ (in + out) | other peers: ours ÷ theirs (≠ different result, ✗ NaN) |")
     print("|---|---|---:|---:|---|---:|---:|---:|---:|---|")
     with torch.inference_mode():
