@@ -102,3 +102,13 @@ def test_targets_judge_negation():
 def test_articles_follow_the_next_word():
     assert L.with_articles("a orange disc on a ivory background") == "an orange disc on an ivory background"
     assert L.with_articles("A emerald box, a red dot") == "An emerald box, a red dot"
+
+
+def test_the_readers_extra_language_adds_no_held_out_word():
+    def words_of(lang):
+        return {w for p in L.phrases(lang) for w in L.words(re.sub(r"\{\w+\}", " ", p))}
+
+    extra = words_of(L.WIDE) - words_of(L.TRAIN)  # what only the prompt reader trains on
+    assert len(extra) > 50 and not extra & words_of(L.HELD_OUT), sorted(extra & words_of(L.HELD_OUT))
+    for field in L.TEMPLATE_FIELDS:
+        assert not set(getattr(L.HELD_OUT, field)) & set(getattr(L.WIDE, field)), field
