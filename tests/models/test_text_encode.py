@@ -14,7 +14,9 @@ def encoder(ctx, name):
 
 def encode(ctx, handle, text, per_line=False):
     (cond,) = EncodeTextNode().run(ctx.for_node("2"), handle, text, per_line)
-    assert isinstance(cond, list) and len(cond) == 1 and set(cond[0][1]) == {"pooled_output"}
+    assert isinstance(cond, list) and len(cond) == 1 and set(cond[0][1]) == {"pooled_output", "imagetune_prompts"}
+    from imagetune.nodes.text_encode import split_prompts
+    assert cond[0][1]["imagetune_prompts"] == split_prompts(text, per_line)  # what the rows encode, for Understand Prompt
     return cond[0][0], cond[0][1]["pooled_output"]
 
 
