@@ -15,7 +15,7 @@ import numpy as np
 
 from . import dataset as ds
 from .analyzer import Analysis
-from .language import HELD_OUT, TRAIN, full_caption, with_articles
+from .language import HELD_OUT, TRAIN, Language, full_caption, with_articles
 
 UNSEEN = ("unseen colour words", "unseen shape words", "unseen word orders", "unseen fillers", "all unseen")
 NEGATION = ("not background, training phrasing", "not background, unseen phrasing",
@@ -64,34 +64,36 @@ def other_shape(spec: ds.ShapeSpec, k: int) -> str:
     return [s for s in ds.SHAPES if s != spec.shape][k % 2]
 
 
-def prompts() -> list[Prompt]:
-    """Every prompt of the held-out evaluation, in a fixed order (see the module docstring)."""
+def prompts(held_out: Language = HELD_OUT) -> list[Prompt]:
+    """Every prompt of the held-out evaluation in the held-out language ``held_out`` (``language.HELD_OUT``
+    or the second list, ``HELD_OUT_2``), in a fixed order (see the module docstring)."""
     out: list[Prompt] = []
     rng = np.random.default_rng(12)
     for i, spec in enumerate(ds.HELD_OUT):
         c, s, b = spec.colour, spec.shape, spec.background
-        hc, hb = HELD_OUT.colours[c][0], HELD_OUT.colours[b][0]
+        hc, hb = held_out.colours[c][0], held_out.colours[b][0]
         add = lambda kind, text, target, seed: out.append(Prompt(kind, with_articles(text), target, seed))  # noqa: E731
         for k in range(4):
             add("canonical", ds.caption(spec), named(spec), k)
             add("training wordings", full_caption(spec, rng, TRAIN), named(spec), k)
             add("unseen colour words", f"a {hc} {s} on a {hb} background", named(spec), k)
-            add("unseen shape words", f"a {c} {HELD_OUT.shapes[s][k % 2]} on a {b} background", named(spec), k)
-            add("unseen word orders", HELD_OUT.full[(i + k) % len(HELD_OUT.full)].format(c=c, s=s, b=b),
+            add("unseen shape words", f"a {c} {held_out.shapes[s][k % 2]} on a {b} background", named(spec), k)
+            add("unseen word orders", held_out.full[(i + k) % len(held_out.full)].format(c=c, s=s, b=b),
                 named(spec), k)
-            add("unseen fillers", HELD_OUT.prefixes[(i + k) % 4] + ds.caption(spec) + HELD_OUT.suffixes[(i + 2 * k) % 4],
+            add("unseen fillers", held_out.prefixes[(i + k) % len(held_out.prefixes)] + ds.caption(spec)
+                + held_out.suffixes[(i + 2 * k) % len(held_out.suffixes)],
                 named(spec), k)
-            add("all unseen", full_caption(spec, rng, HELD_OUT), named(spec), k)
+            add("all unseen", full_caption(spec, rng, held_out), named(spec), k)
             w = negated_colour(spec) if k < 2 else b
             target = Target(s, c, None, not_background=w)
             add(NEGATION[0], TRAIN.not_background[(i + k) % len(TRAIN.not_background)].format(c=c, s=s, w=w),
                 target, k)
-            add(NEGATION[1], HELD_OUT.not_background[(i + k) % len(HELD_OUT.not_background)].format(c=c, s=s, w=w),
+            add(NEGATION[1], held_out.not_background[(i + k) % len(held_out.not_background)].format(c=c, s=s, w=w),
                 target, k)
             t = other_shape(spec, k)
             target = Target(None, c, b, not_shape=t)
             add(NEGATION[2], TRAIN.not_shape[(i + k) % len(TRAIN.not_shape)].format(c=c, b=b, t=t), target, k)
-            add(NEGATION[3], HELD_OUT.not_shape[(i + k) % len(HELD_OUT.not_shape)].format(c=c, b=b, t=t), target, k)
+            add(NEGATION[3], held_out.not_shape[(i + k) % len(held_out.not_shape)].format(c=c, b=b, t=t), target, k)
             if k < 2:
                 add("no background named", f"a {c} {s}", Target(s, c, None), k)
     return out

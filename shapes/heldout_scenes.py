@@ -32,11 +32,12 @@ class ScenePrompt:
     reading: Reading
 
 
-def prompts() -> list[ScenePrompt]:
-    """Every prompt of the held-out two-object list, in a fixed order (see the module docstring)."""
+def prompts(held_out: L.Language = L.HELD_OUT) -> list[ScenePrompt]:
+    """Every prompt of the held-out two-object list in the held-out language ``held_out``, in a fixed order
+    (see the module docstring)."""
     rng = np.random.default_rng(1212)
-    phrasings = {"training phrasing": L.TRAIN, "unseen phrasing": L.in_canonical_words(L.HELD_OUT),
-                 "all unseen": L.HELD_OUT}
+    phrasings = {"training phrasing": L.TRAIN, "unseen phrasing": L.in_canonical_words(held_out),
+                 "all unseen": held_out}
     out: list[ScenePrompt] = []
     for kind in KINDS:
         scenes = [scene.random_scene(rng, kind, held_out=True) for _ in range(16)]

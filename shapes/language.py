@@ -212,6 +212,56 @@ HELD_OUT = Language(
                      "{x} with anything but a {w} background"),
 )
 
+#: a second held-out language, written on 2026-12-02 (seventh session) before that session's reader
+#: training was designed or run: other words and templates than HELD_OUT's, none in training, so a
+#: score on it is not shaped by reading the first list's misses. Colour words a person might type,
+#: taken as written (resolution then does what it does with them: eggshell is a survey yellow).
+HELD_OUT_2 = Language(
+    colours={"red": ("burgundy",), "orange": ("persimmon",), "yellow": ("dandelion",), "green": ("shamrock",),
+             "blue": ("periwinkle",), "purple": ("magenta",), "white": ("eggshell",), "black": ("sable",)},
+    shapes={"circle": ("globe", "roundel"), "square": ("quad", "four-cornered shape"),
+            "triangle": ("three-cornered shape", "cone")},
+    full=(
+        "i want a {c} {s} on a {b} background",
+        "{c} {s} against {b}",
+        "make me a {c} {s} with {b} behind it",
+        "a {b} wall with a {c} {s} on it",
+        "{s}: {c}; background: {b}",
+        "a {c} {s} in front of {b}",
+        "the background should be {b} and the {s} {c}",
+        "a {c} {s} surrounded by {b}",
+    ),
+    prefixes=("a cartoon of ", "a sticker of ", "concept art of ", "a studio shot of "),
+    suffixes=(", octane render", ", studio lighting", ", no text", ", unreal engine"),
+    not_background=(
+        "a {c} {s}, the background must not be {w}",
+        "a {c} {s} but not against {w}",
+        "a {c} {s}, do not use a {w} background",
+    ),
+    not_shape=(
+        "a {c} item on a {b} background, not shaped like a {t}",
+        "a {c} piece on {b} which is never a {t}",
+    ),
+    plurals={"circle": ("globes", "roundels"), "square": ("quads", "four-cornered shapes"),
+             "triangle": ("three-cornered shapes", "cones")},
+    things=("a {c}-hued {s}", "a {s} in a {c} shade"),
+    bare_things=("just a {s}",),
+    counted=("{c}-hued {p}", "{p} in a {c} shade"),
+    bare_counted=("matching {p}",),
+    numbers={2: ("a duo of", "a twosome of"), 3: ("a threesome of", "a trinity of")},
+    counts=("{n} {t} arranged in a line", "{n} {t} scattered around"),
+    pairs=("{a} accompanied by {b}", "{a} paired with {b}", "{a} in addition to {b}"),
+    left_of=("{a} placed to the left, {b} to the right", "{b} on the righthand side of {a}",
+             "from left to right: {a}, {b}", "{b} to the east of {a}"),
+    above=("{a} stacked on top of {b}", "{a} up top and {b} down below", "{a} floating above {b}",
+           "{b} directly below {a}"),
+    backgrounds=("{x} against {b}", "{x} with {b} behind", "{x} on a {b} wall", "{b} scene with {x}"),
+    not_backgrounds=("{x}, the background must not be {w}", "{x} but not against {w}",
+                     "{x}, do not use a {w} background"),
+)
+#: the held-out languages by the name the evaluations take (``--held-out``)
+HELD_OUT_LISTS = {"first": HELD_OUT, "second": HELD_OUT_2}
+
 #: the training language of the prompt reader: TRAIN with MORE_COLOURS, MORE_SHAPES and MORE_PLURALS
 WIDE = replace(TRAIN, colours={c: TRAIN.colours[c] + MORE_COLOURS[c] for c in COLOURS},
                shapes={s: TRAIN.shapes[s] + MORE_SHAPES[s] for s in SHAPES},

@@ -7,7 +7,8 @@ its truth decodes to (the same rules, ``reading.py``). Prompts are encoded exact
 workflow encodes them (``nodes/text_encoding.encode_prompts``: 77-token windows, padding included),
 after Understand Prompt's resolution of colour names (``shapes/colour_names.py``; ``--as-written``: none).
 Lists: the 736 single-object prompts of ``shapes/heldout.py`` (truth from each ``Target``) and the
-768 two-object prompts of ``shapes/heldout_scenes.py``; each miss is listed with what was read.
+768 two-object prompts of ``shapes/heldout_scenes.py``, their unseen kinds in ``language.HELD_OUT``
+(``--held-out second``: in ``language.HELD_OUT_2``); each miss is listed with what was read.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 
 from . import heldout, heldout_scenes
+from .language import HELD_OUT, HELD_OUT_LISTS, Language
 from .reading import Mention, Reading
 from .scene import canonical_text
 
@@ -28,10 +30,10 @@ def target_reading(target: heldout.Target) -> Reading:
                    not_background=target.not_background, not_shape=target.not_shape)
 
 
-def heldout_items() -> list[tuple[str, str, Reading]]:
-    """(kind, prompt, truth) of both held-out lists, single objects first."""
-    return ([(p.kind, p.text, target_reading(p.target)) for p in heldout.prompts()]
-            + [(p.kind, p.text, p.reading) for p in heldout_scenes.prompts()])
+def heldout_items(held_out: Language = HELD_OUT) -> list[tuple[str, str, Reading]]:
+    """(kind, prompt, truth) of both held-out lists in the held-out language ``held_out``, single objects first."""
+    return ([(p.kind, p.text, target_reading(p.target)) for p in heldout.prompts(held_out)]
+            + [(p.kind, p.text, p.reading) for p in heldout_scenes.prompts(held_out)])
 
 
 def read_prompts(model, text, prompts: list[str], batch: int = 128, as_written: bool = False) -> list[Reading]:
@@ -64,12 +66,12 @@ def score(items: list[tuple[str, str, Reading]], readings: list[Reading]) -> dic
     return report
 
 
-def evaluate(folder, text=None, as_written: bool = False) -> dict:
-    """The whole report for the model in ``folder``."""
+def evaluate(folder, text=None, as_written: bool = False, held_out: Language = HELD_OUT) -> dict:
+    """The whole report for the model in ``folder`` on the prompts in the held-out language ``held_out``."""
     from .evaluate import load_text_encoder
     from .understand import PromptReader
     model = PromptReader.from_pretrained(folder)
-    items = heldout_items()
+    items = heldout_items(held_out)
     return score(items, read_prompts(model, text or load_text_encoder(), [p for _, p, _ in items], as_written=as_written))
 
 
@@ -80,9 +82,11 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--as-written", action="store_true",
                    help="the model alone: no colour names resolved first (Understand Prompt resolves them)")
+    p.add_argument("--held-out", choices=list(HELD_OUT_LISTS), default="first",
+                   help="which held-out language the unseen kinds are in (language.HELD_OUT_LISTS)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    report = evaluate(args.folder, as_written=args.as_written)
+    report = evaluate(args.folder, as_written=args.as_written, held_out=HELD_OUT_LISTS[args.held_out])
     for kind, row in report.items():
         if kind != "misses":
             print(f"{kind:45s} {row['prompts']:5d} {100 * row['exact']:6.1f} %")

@@ -14,10 +14,10 @@ from imagetune.shapes.understand_data import MIX, example, is_held_out, training
 
 SCENE_FIELDS = ("things", "bare_things", "counted", "bare_counted", "counts", "pairs", "left_of", "above",
                 "backgrounds", "not_backgrounds")
-COLOUR_WORDS = {w: c for lang in (L.WIDE, L.HELD_OUT) for c, ws in lang.colours.items() for w in ws}
-SHAPE_WORDS = {w: s for lang in (L.WIDE, L.HELD_OUT) for table in (lang.shapes, lang.plurals)
+COLOUR_WORDS = {w: c for lang in (L.WIDE, *L.HELD_OUT_LISTS.values()) for c, ws in lang.colours.items() for w in ws}
+SHAPE_WORDS = {w: s for lang in (L.WIDE, *L.HELD_OUT_LISTS.values()) for table in (lang.shapes, lang.plurals)
                for s, ws in table.items() for w in ws}
-PLURAL_WORDS = {w for lang in (L.WIDE, L.HELD_OUT) for ws in lang.plurals.values() for w in ws}
+PLURAL_WORDS = {w for lang in (L.WIDE, *L.HELD_OUT_LISTS.values()) for ws in lang.plurals.values() for w in ws}
 
 
 @pytest.fixture(scope="module")
@@ -119,24 +119,26 @@ def test_geneval_templates_are_trained_word_for_word(examples):
         L.geneval_prompt("below", said)
 
 
-def test_held_out_scene_phrasings_are_never_produced_by_training(examples):
+@pytest.mark.parametrize("name", list(L.HELD_OUT_LISTS))
+def test_held_out_scene_phrasings_are_never_produced_by_training(examples, name):
+    held_out = L.HELD_OUT_LISTS[name]
     texts = [t for t, _ in examples]
     trained = set(texts)
     for field in SCENE_FIELDS:
-        assert not set(getattr(L.HELD_OUT, field)) & set(getattr(L.TRAIN, field)), field
-        for template in getattr(L.HELD_OUT, field):
+        assert not set(getattr(held_out, field)) & set(getattr(L.TRAIN, field)), field
+        for template in getattr(held_out, field):
             compiled = pattern(template, field=field)
             assert not any(compiled.search(t) for t in texts), (field, template)
     known = L.training_words()
-    for table in (L.HELD_OUT.plurals, L.HELD_OUT.numbers):
+    for table in (held_out.plurals, held_out.numbers):
         for words in table.values():
             for phrase in words:
                 assert not set(L.words(phrase)) <= known, f"{phrase!r} is all training words"
-    items = heldout_scenes.prompts()
+    items = heldout_scenes.prompts(held_out)
     unseen = [p for p in items if "unseen" in p.kind]
     assert unseen and not any(p.text in trained for p in unseen)
     for field in ("pairs", "left_of", "above", "counts"):  # the held-out list uses every held-out phrasing
-        for template in getattr(L.HELD_OUT, field):
+        for template in getattr(held_out, field):
             assert any(pattern(template, field=field).search(p.text) for p in unseen), template
 
 
@@ -166,7 +168,7 @@ def pattern(template: str, canonical: bool = False, field: str = "") -> re.Patte
     colours = list(ds.COLOURS) if canonical else list(COLOUR_WORDS)
     shapes = list(ds.SHAPES) if canonical else [w for w in SHAPE_WORDS if w not in PLURAL_WORDS]
     plurals = list(scene.PLURALS.values()) if canonical else list(PLURAL_WORDS)
-    numbers = ["two", "three"] if canonical else [w for lang in (L.TRAIN, L.HELD_OUT)
+    numbers = ["two", "three"] if canonical else [w for lang in (L.TRAIN, *L.HELD_OUT_LISTS.values())
                                                    for ws in lang.numbers.values() for w in ws]
     alternatives = {"c": colours, "b": colours, "w": colours, "c1": colours, "c2": colours, "s": shapes, "o": shapes,
                     "o1": shapes, "o2": shapes, "p": plurals, "n": numbers}
