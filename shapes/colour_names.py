@@ -70,8 +70,8 @@ def resolve(prompt: str, known: frozenset[str]) -> str:
         for n in range(min(MAX_WORDS, len(parts) - i), 0, -1):
             name = " ".join(part for _, _, part, _ in parts[i:i + n])
             if name in names and not all(learnt for *_, learnt in parts[i:i + n]):
-                out += [_article_for(prompt[at:parts[i][0]], world_colour(name, names[name])),
-                        world_colour(name, names[name])]
+                colour = world_colour(name, names[name])
+                out += [_article_for(prompt[at:parts[i][0]], colour), colour]
                 at, i = parts[i + n - 1][1], i + n
                 break
         else:
