@@ -30,6 +30,7 @@ import torch
 from . import dataset as ds
 from . import heldout
 from .analyzer import analyze
+from .language import HELD_OUT, HELD_OUT_LISTS, Language
 from .model import load_pipeline
 from .regions import trained_caption
 from .saved_png import DEFAULT_WORKFLOW, ROOT, SavedPng
@@ -176,8 +177,9 @@ def workflow_reader(workflow: Path) -> Path | None:
 
 
 def evaluate_wordings(pipe, text, post: SavedPng | None, steps: int, cfg: float, cache: Path | None = None,
-                      model: str = "", reader=None, regional: str | None = None) -> dict:
-    """Per kind of wording of the held-out list: scores of the generator output and of the saved PNG.
+                      model: str = "", reader=None, regional: str | None = None, held_out: Language = HELD_OUT) -> dict:
+    """Per kind of wording of the held-out list (its unseen kinds in ``held_out``): scores of the generator
+    output and of the saved PNG.
 
     With ``cache`` (an .npz) the generator's images are read from it when it holds the same prompts,
     seeds and settings and the same ``model`` tag, else generated and written there (to judge one
@@ -186,7 +188,7 @@ def evaluate_wordings(pipe, text, post: SavedPng | None, steps: int, cfg: float,
     ``regional`` (a pipeline trained on it: where it sees the caption) the regional conditioning of what it
     understood, as the node gives.
     """
-    items = heldout.prompts()
+    items = heldout.prompts(held_out)
     asked = None if reader is None else understood_descriptions(reader, text, [p.text for p in items])
     given = [p.text for p in items] if asked is None else [canonical_text(d) for d in asked]
     images = cached_images(cache, pipe, text, given, [p.seed for p in items], steps, cfg, model,
@@ -213,22 +215,24 @@ def evaluate_wordings(pipe, text, post: SavedPng | None, steps: int, cfg: float,
 
 
 def run(folder, other_per: int = 2, steps: int = 20, cfg: float = 2.0, train_specs: int = 32,
-        workflow: Path | None = DEFAULT_WORKFLOW, cache: Path | None = None, understand: Path | None = None) -> dict:
+        workflow: Path | None = DEFAULT_WORKFLOW, cache: Path | None = None, understand: Path | None = None,
+        held_out: Language = HELD_OUT) -> dict:
     """All numbers of the evaluation as a dict (``other_per`` images per training combination; with
-    ``understand``, a prompt-understanding model folder, the held-out list through it as well)."""
+    ``understand``, a prompt-understanding model folder, the held-out list through it as well; the list's
+    unseen kinds in the held-out language ``held_out``)."""
     pipe, text = load_pipeline(folder), load_text_encoder()
     post = SavedPng(workflow) if workflow else None
     began = time.time()
     train = ds.training_specs()[::max(1, len(ds.training_specs()) // train_specs)][:train_specs]
     weights = Path(folder) / "unet" / "diffusion_pytorch_model.safetensors"
     model = f"{Path(folder).resolve()} {weights.stat().st_mtime_ns if weights.exists() else ''}"
-    report = {"wordings": evaluate_wordings(pipe, text, post, steps, cfg, cache, model)}
+    report = {"wordings": evaluate_wordings(pipe, text, post, steps, cfg, cache, model, held_out=held_out)}
     if understand is not None:
         from .understand import PromptReader
         reader = PromptReader.from_pretrained(understand)
         understood_cache = cache.with_name(cache.stem + "-understood.npz") if cache else None
         report["wordings, understood"] = evaluate_wordings(pipe, text, post, steps, cfg, understood_cache, model,
-                                                           reader, trained_caption(folder))
+                                                           reader, trained_caption(folder), held_out)
     prompts = [ds.caption(s) for s in train for _ in range(other_per)]
     images = generate(pipe, text, prompts, [k for _ in train for k in range(other_per)], steps, cfg)
     targets = [heldout.named(s) for s in train for _ in range(other_per)]
@@ -236,6 +240,7 @@ def run(folder, other_per: int = 2, steps: int = 20, cfg: float = 2.0, train_spe
     if post:
         report["training combinations"]["saved_png"] = score_targets(post(images), targets)
     report["settings"] = {"other_per_combination": other_per, "ddim_steps": steps, "cfg": cfg,
+                          "held_out": next((k for k, v in HELD_OUT_LISTS.items() if v is held_out), "other"),
                           "training_combinations": len(train), "workflow": str(workflow),
                           "understand": str(understand) if understand else None,
                           "seconds": round(time.time() - began)}
@@ -257,13 +262,16 @@ def main(argv=None) -> None:
                    help="also score the held-out list through this prompt-understanding model, as an Understand "
                         "Prompt node does; 'workflow' (default): the one the --workflow's node names, if it has "
                         "one; 'none': skip")
+    p.add_argument("--held-out", choices=list(HELD_OUT_LISTS), default="first",
+                   help="which held-out language the unseen kinds are in (language.HELD_OUT_LISTS)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     understand = {"workflow": lambda: workflow_reader(args.workflow), "none": lambda: None}.get(
         args.understand, lambda: Path(args.understand))()
     report = run(args.folder, args.other_per, args.steps, args.cfg,
-                 workflow=None if args.generator_only else args.workflow, cache=args.images, understand=understand)
+                 workflow=None if args.generator_only else args.workflow, cache=args.images, understand=understand,
+                 held_out=HELD_OUT_LISTS[args.held_out])
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:
