@@ -11,6 +11,12 @@ and the committed analyzer says whether the kept picture meets the prompt. Per k
 the report gives: seed only (k = 1), each judge's best of k, any candidate right (what a perfect
 judge could reach) and the mean candidate (what a random pick gives), and the judge's time per
 pick.
+
+With ``--understand FOLDER`` (a prompt-understanding model; ``workflow``: the one the default workflow's
+Understand Prompt node names) the candidates are made as the default workflow makes them since #12: the
+generator gets the canonical caption of what the model read in each prompt (regional conditioning for
+two or more things, as the node gives), and each judge picks twice, by the prompt as written and by
+the understood caption (Understand Prompt's STRING output, which the judge's prompt can be wired to).
 """
 from __future__ import annotations
 
@@ -24,8 +30,11 @@ import torch
 
 from ..shapes import heldout
 from ..shapes.analyzer import analyze
-from ..shapes.evaluate import load_text_encoder
+from ..shapes.evaluate import generate, load_text_encoder, understood_descriptions, workflow_reader
 from ..shapes.model import load_pipeline
+from ..shapes.regions import trained_caption
+from ..shapes.saved_png import DEFAULT_WORKFLOW
+from ..shapes.scene import canonical_text
 from .model import load_lit_model
 from .prompt_ranking import POOLED
 from .scoring import best_images
@@ -61,8 +70,10 @@ def workflow_candidates(pipe, text, prompts: list[str], seeds: list[int], n: int
 
 
 def cached_candidates(cache: Path | None, prompts: list[str], seeds: list[int], n: int, steps: int,
-                      cfg: float, progress=None, chunk: int = 8) -> np.ndarray:
-    """``workflow_candidates`` of the shipped generator as uint8-exact floats [P, n, H, W, 3].
+                      cfg: float, progress=None, chunk: int = 8, descriptions: list | None = None) -> np.ndarray:
+    """``workflow_candidates`` of the shipped generator as uint8-exact floats [P, n, H, W, 3]; with
+    ``descriptions`` (what the reader understood of each prompt; ``prompts`` their canonical captions), the
+    candidates of those as Understand Prompt conditions the generator (``shapes.evaluate.generate``).
 
     With ``cache`` (a folder) every ``chunk`` prompts are kept in their own file, named by the
     generator's weights, prompts, seeds and settings: an interrupted run keeps what it finished
@@ -75,14 +86,21 @@ def cached_candidates(cache: Path | None, prompts: list[str], seeds: list[int], 
     for start in range(0, len(prompts), chunk):
         texts, chunk_seeds = prompts[start:start + chunk], seeds[start:start + chunk]
         key = json.dumps({"model": str(GENERATOR), "mtime": weights.stat().st_mtime_ns, "prompts": texts,
-                          "seeds": chunk_seeds, "n": n, "steps": steps, "cfg": cfg})
+                          "seeds": chunk_seeds, "n": n, "steps": steps, "cfg": cfg,
+                          **({"understood": True} if descriptions is not None else {})})
         path = None if cache is None else cache / f"{hashlib.blake2b(key.encode(), digest_size=12).hexdigest()}.npz"
         if path is not None and path.is_file():
             with np.load(path) as saved:
                 images = saved["images"]
         else:
             loaded = loaded or (load_pipeline(GENERATOR), load_text_encoder())
-            images = (workflow_candidates(*loaded, texts, chunk_seeds, n, steps, cfg) * 255 + 0.5).astype(np.uint8)
+            if descriptions is None:
+                made = workflow_candidates(*loaded, texts, chunk_seeds, n, steps, cfg)
+            else:
+                made = generate(*loaded, texts, chunk_seeds, steps, cfg, descriptions=descriptions[start:start + chunk],
+                                caption=trained_caption(GENERATOR), candidates=n)
+                made = made.reshape(len(texts), n, *made.shape[1:])
+            images = (made * 255 + 0.5).astype(np.uint8)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 np.savez_compressed(path.with_suffix(".part.npz"), images=images)
@@ -131,23 +149,32 @@ def _share(values) -> float:
 
 
 def run(n: int = 4, seeds: int = 4, judges: dict[str, Path] | None = None, cache: Path | None = None,
-        steps: int = 20, cfg: float = 2.0, progress=None) -> dict:
+        steps: int = 20, cfg: float = 2.0, progress=None, understand: Path | None = None) -> dict:
     """The whole measurement as a dict (see the module docstring)."""
     items = [p for p in heldout.prompts() if p.seed < seeds]
     prompts = [p.text for p in items]
     began = time.perf_counter()
-    candidates = cached_candidates(cache, prompts, [p.seed for p in items], n, steps, cfg, progress)
+    asked, ranked_by = None, {"": prompts}
+    if understand is not None:
+        from ..shapes.understand import PromptReader
+        asked = understood_descriptions(PromptReader.from_pretrained(understand), load_text_encoder(), prompts)
+        ranked_by = {" by prompt": prompts, " by caption": [canonical_text(d) for d in asked]}
+    given = prompts if asked is None else ranked_by[" by caption"]
+    candidates = cached_candidates(cache, given, [p.seed for p in items], n, steps, cfg, progress, descriptions=asked)
     generated = time.perf_counter() - began
     right = np.array([[p.target.check(analyze(image))["all"] for image in row] for p, row in zip(items, candidates)])
     picks, seconds = {}, {}
-    for name, folder in (judges or {"shipped judge": JUDGE}).items():
+    for judge_name, folder in (judges or {"shipped judge": JUDGE}).items():
         judge = load_lit_model(folder)
-        picks[name] = {}
-        for k in sorted({2, n} - {1}):
-            picks[name][k], seconds[name] = judge_picks(judge, candidates, prompts, k)
+        for by, texts in ranked_by.items():
+            name = judge_name + by
+            picks[name] = {}
+            for k in sorted({2, n} - {1}):
+                picks[name][k], seconds[name] = judge_picks(judge, candidates, texts, k)
     return {"per_kind": report(items, right, picks),
             "settings": {"n": n, "seeds": seeds, "prompts": len(items), "ddim_steps": steps, "cfg": cfg,
                          "judges": {name: str(folder) for name, folder in (judges or {"shipped judge": JUDGE}).items()},
+                         "understand": str(understand) if understand else None,
                          "generation_seconds": round(generated, 1),
                          "judge_seconds_per_pick_of_n": {k: round(v, 4) for k, v in seconds.items()}}}
 
@@ -161,6 +188,9 @@ def main(argv=None) -> None:
                         help="a LiT model to pick with (repeatable; default: the shipped one)")
     parser.add_argument("--images", type=Path, help="folder to keep the generated candidates in (resumable)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--understand", metavar="FOLDER",
+                        help="make the candidates through this prompt-understanding model, as the default workflow "
+                             "does ('workflow': the one its Understand Prompt node names)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -175,7 +205,10 @@ def main(argv=None) -> None:
         bar.total = total
         bar.update(done - bar.n)
 
-    result = run(args.n, args.seeds, judges, args.images, progress=progress)
+    understand = None
+    if args.understand:
+        understand = workflow_reader(DEFAULT_WORKFLOW) if args.understand == "workflow" else Path(args.understand)
+    result = run(args.n, args.seeds, judges, args.images, progress=progress, understand=understand)
     bar.close()
     text = json.dumps(result, indent=2)
     print(text)

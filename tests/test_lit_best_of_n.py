@@ -41,6 +41,29 @@ def test_candidates_are_the_generate_nodes_batch(tmp_path):
     assert np.abs(ours[0, 0] - ours[0, 1]).max() > 0.1  # candidates differ
 
 
+def test_understood_candidates_are_the_generate_nodes_batch_behind_understand_prompt(tmp_path):
+    """``--understand``'s candidates: what Generate with batch_size n makes from Understand Prompt's conditioning."""
+    from imagetune.lit.best_of_n_eval import cached_candidates
+    from imagetune.shapes.evaluate import load_text_encoder, understood_descriptions, workflow_reader
+    from imagetune.shapes.scene import canonical_text
+    from imagetune.shapes.understand import PromptReader
+
+    prompt, seed, steps = "a crimson disc, not on a white background", 3, 3
+    path = ROOT / "workflows" / "api" / "imagetune-text-to-image.json"
+    graph = {k: v for k, v in json.loads(path.read_text()).items() if k in ("1", "2", "3", "4", "5", "6")}
+    graph["2"]["inputs"]["text"] = prompt
+    graph["6"]["inputs"].update(steps=steps, seed=seed, batch_size=2)
+    graph["7"] = {"class_type": "ImageTuneSaveImage", "inputs": {"filename_prefix": "candidates", "images": ["6", 0]}}
+    ctx = ExecutionContext(device="cpu", output_dir=tmp_path, input_dir=tmp_path, models_dirs=[ROOT / "models"])
+    node = Runtime(default_registry()).run(graph, ctx=ctx).outputs["6"][0].numpy()
+    asked = understood_descriptions(PromptReader.from_pretrained(workflow_reader(path)), load_text_encoder(), [prompt])
+    assert canonical_text(asked[0]) != prompt  # the generator gets the reader's caption, not the prompt
+    ours = cached_candidates(None, [canonical_text(asked[0])], [seed], 2, steps, graph["6"]["inputs"]["guidance"],
+                             descriptions=asked)
+    assert ours.shape == (1, 2, 64, 64, 3)
+    np.testing.assert_allclose(ours[0], node, atol=0.5 / 255 + 2e-3)  # ours is kept as 8-bit levels
+
+
 def test_report_compares_the_seed_the_judges_and_the_bounds():
     items = [heldout.Prompt("canonical", "a", heldout.Target("circle", "red", "blue"), 0),
              heldout.Prompt("canonical", "b", heldout.Target("circle", "red", "blue"), 1),
