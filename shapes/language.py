@@ -262,10 +262,52 @@ HELD_OUT_2 = Language(
 #: the held-out languages by the name the evaluations take (``--held-out``)
 HELD_OUT_LISTS = {"first": HELD_OUT, "second": HELD_OUT_2}
 
-#: the training language of the prompt reader: TRAIN with MORE_COLOURS, MORE_SHAPES and MORE_PLURALS
+#: more templates and fillers per Language field, for the prompt reader's training (``WIDE``) only
+#: (added 2026-12-02, seventh session): other nouns for the background and for a thing whose shape is
+#: unsaid, things said before or after their background, relations and counts in more words, negation
+#: in more words, and more prompt fillers. Written after reading the first held-out list's misses and
+#: before the second list's were read; none uses a word of either held-out list (tests).
+MORE_TEMPLATES = {
+    "full": ("a {c} {s} resting on a {b} background", "a {c} {s} lying on {b}", "{b} background and a {c} {s}",
+             "{b} backdrop and a {c} {s}", "{b} background: a {c} {s}", "a {c} {s}, background: {b}",
+             "a {c} {s}; {b} background", "a {c} {s} on a {b} base", "a {c} {s} on {b} paper",
+             "background {b}, {s} {c}", "a {s} in the colour {c} on {b}", "a {c}-toned {s} on a {b} surface",
+             "with a {b} background, a {c} {s}", "a {c} {s} drawn on a {b} background",
+             "a {s} coloured {c} before a {b} backdrop", "a {c} {s} on a {b}-coloured backdrop",
+             "{b} surface, {c} {s} on it", "a {c} {s} over a {b} ground"),
+    "prefixes": ("a poster of ", "a photograph of ", "a sketch of ", "a graphic of ", "an emoji of ",
+                 "a picture featuring ", "a print of ", "an abstract painting of ", "a rendering of ", "a 3d image of "),
+    "suffixes": (", photorealistic", ", professional", ", detailed", ", 1080p", ", crisp", ", beautiful",
+                 ", high resolution", ", smooth shading", ", cinematic", ", perfect composition"),
+    "not_background": ("a {c} {s}, any background but {w}", "a {c} {s} with no {w} in the background",
+                       "a {c} {s}, no {w} backdrop", "a {c} {s}, background of any colour except {w}",
+                       "a {c} {s}, exclude a {w} background", "a {c} {s} on a non-{w} background",
+                       "a {c} {s}, its background not {w}"),
+    "not_shape": ("a {c} element on a {b} background, not a {t}", "a {c} symbol on {b}, no {t}",
+                  "a {c} blob on a {b} background that is not a {t}", "any {c} shape except a {t}, on a {b} background",
+                  "a {c} shape on a {b} background, excluding a {t}", "a {c} object that is not a {t}, on a {b} backdrop",
+                  "a {c} mark on {b}, but no {t}", "something {c}, not a {t}, on a {b} surface",
+                  "a {c} shape on {b}, without any {t}"),
+    "things": ("a {c}-toned {s}", "a {s} in the colour {c}", "a {s} coloured {c}", "a {c} {s} shape"),
+    "counted": ("{c}-toned {p}", "{p} in the colour {c}", "{p} coloured {c}"),
+    "counts": ("{n} {t} in a group", "{n} {t} close together", "{n} {t} side-by-side", "exactly {n} {t}"),
+    "pairs": ("{a} along with {b}", "{a} combined with {b}", "{a} joined by {b}", "{a} & {b}", "{a}; {b}"),
+    "left_of": ("{a} to the left side of {b}", "{b} situated right of {a}", "{b} with {a} to its left",
+                "{a} at left, {b} at right", "{b} located to the right of {a}"),
+    "above": ("{a} located above {b}", "{b} positioned under {a}", "{a} at the top, {b} below it",
+              "{b} with {a} above it", "{a} perched over {b}"),
+    "backgrounds": ("{x} resting on a {b} background", "{x} lying on {b}", "{b} background and {x}",
+                    "{b} backdrop and {x}", "{b} background: {x}", "{x}; {b} background", "{x} on a {b} base",
+                    "{x} on {b} paper", "with a {b} background, {x}", "{x} drawn on a {b} background",
+                    "{x} on a {b}-coloured backdrop", "{x} over a {b} ground"),
+    "not_backgrounds": ("{x}, any background but {w}", "{x}, with no {w} in the background", "{x}, no {w} backdrop",
+                        "{x}, background of any colour except {w}", "{x} on a non-{w} background"),
+}
+#: the training language of the prompt reader: TRAIN with MORE_COLOURS, MORE_SHAPES, MORE_PLURALS and MORE_TEMPLATES
 WIDE = replace(TRAIN, colours={c: TRAIN.colours[c] + MORE_COLOURS[c] for c in COLOURS},
                shapes={s: TRAIN.shapes[s] + MORE_SHAPES[s] for s in SHAPES},
-               plurals={s: TRAIN.plurals[s] + MORE_PLURALS[s] for s in SHAPES})
+               plurals={s: TRAIN.plurals[s] + MORE_PLURALS[s] for s in SHAPES},
+               **{field: getattr(TRAIN, field) + more for field, more in MORE_TEMPLATES.items()})
 
 #: GenEval's own prompt templates ({o} object, {o1}/{o2} two objects, {p} plural, {c} colours),
 #: with this world's shapes as its objects; "right of"/"below" name the canonical second thing first

@@ -24,7 +24,8 @@ from .reading import Mention, Reading
 
 #: shares of the caption kinds (they sum to 1)
 MIX = {
-    "single, rich": 0.30,       # language.describe_spec: synonyms, orders, fillers, negation of background/shape
+    "single, rich": 0.26,       # language.describe_spec: synonyms, orders, fillers, negation of background/shape
+    "single, not shape": 0.04,  # describe_spec's shape negations alone (2.4 % of captions in "single, rich" only)
     "single, optional": 0.08,   # one thing, its colour or background left out, or the background negated
     "pair": 0.14,
     "position": 0.20,
@@ -45,9 +46,12 @@ def training_examples(n: int, seed: int) -> list[tuple[str, Reading]]:
 
 def example(kind: str, rng: np.random.Generator) -> tuple[str, Reading]:
     """One (caption, reading) of caption kind ``kind`` (a key of MIX)."""
-    if kind == "single, rich":
+    if kind in ("single, rich", "single, not shape"):
         specs = ds.training_specs()
-        return L.describe_spec(specs[int(rng.integers(len(specs)))], rng, L.WIDE)
+        while True:
+            text, said = L.describe_spec(specs[int(rng.integers(len(specs)))], rng, L.WIDE)
+            if kind == "single, rich" or said.not_shape is not None:
+                return text, said
     if kind == "geneval":
         task = L.pick(rng, tuple(L.GENEVAL))
         while True:

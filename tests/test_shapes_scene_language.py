@@ -29,7 +29,7 @@ def examples():
 def scene_examples():
     """Captions of every caption kind but the free-order single objects (tests/test_shapes_language.py's)."""
     rng = np.random.default_rng(4)
-    return [example(kind, rng) for kind in MIX if kind != "single, rich" for _ in range(600)]
+    return [example(kind, rng) for kind in MIX if kind not in ("single, rich", "single, not shape") for _ in range(600)]
 
 
 def found(text: str, table: dict[str, str]) -> list[tuple[int, int, str]]:
@@ -49,8 +49,8 @@ def bound_colour(text: str, shape: tuple[int, int, str], colours) -> str | None:
     for a, b, word in colours:
         between = text[b:start]
         after = text[end:a]
-        if between in (" ", " coloured ", " colored ", "-coloured ", "-colored ") or after in (" in ", " that is ",
-                                                                                             " that are "):
+        if between in (" ", " coloured ", " colored ", "-coloured ", "-colored ", "-toned ") or after in (
+                " in ", " that is ", " that are ", " in the colour ", " coloured "):
             return COLOUR_WORDS[word]
     return None
 
@@ -58,9 +58,9 @@ def bound_colour(text: str, shape: tuple[int, int, str], colours) -> str | None:
 def swapped(text: str, reading: Reading) -> bool:
     """Whether the text names the canonical second thing first (right of, below, under, bottom first)."""
     if reading.relation == "left of":
-        return re.search(r"\bright (side )?of\b", text) is not None
+        return re.search(r"\bright (side )?of\b|\bto its left\b", text) is not None
     if reading.relation == "above":
-        return (re.search(r"\b(below|under|underneath)\b", text) is not None
+        return (re.search(r"\b(below|under|underneath)\b(?! it\b)|\babove it\b", text) is not None
                 or 0 <= text.find("at the bottom") < text.find("at the top"))
     return False
 
@@ -84,7 +84,7 @@ def test_scene_captions_are_true_of_their_reading(scene_examples):
             assert re.search(r"\b(left|right)\b", text), text
         if reading.relation == "above":
             assert re.search(r"\b(above|below|under|underneath|top|over)\b", text), text
-        negation = re.search(r"\b(not|no|without|except)\b", text)
+        negation = re.search(r"\b(not|no|without|except|but|non)\b", text)
         assert (negation is not None) == (reading.not_background is not None), text
         if negation:
             negated = [COLOUR_WORDS[w] for a, _, w in colours if a > negation.start()]

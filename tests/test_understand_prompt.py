@@ -28,7 +28,7 @@ UNDERSTOOD = {
     "there is a yellow square on a black background": "a yellow square on a black background",
     "a blue triangle, avoid a white background": "a blue triangle on a black background",
     "a red circle sitting atop a blue square": "a red circle above a blue square",
-    "a blue square beneath a yellow circle": "a yellow circle above a blue square",
+    "a blue square lower than a yellow circle": "a yellow circle above a blue square",
     "a couple of yellow circles": "two yellow circles",
     "a photo of a square right of a circle": "a circle to the left of a square",  # GenEval's template, trained
 }
