@@ -13,6 +13,17 @@ from imagetune.nodes import default_registry
 from imagetune.shapes import heldout
 
 ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW = ROOT / "workflows" / "api" / "imagetune-text-to-image.json"
+
+
+def generate_nodes_batch(tmp_path, prompt: str, seed: int, steps: int, batch: int) -> tuple[np.ndarray, float]:
+    """The default workflow run up to its Generate node with ``batch_size`` = ``batch``: (images, its CFG)."""
+    graph = {k: v for k, v in json.loads(WORKFLOW.read_text()).items() if k in ("1", "2", "3", "4", "5", "6")}
+    graph["2"]["inputs"]["text"] = prompt
+    graph["6"]["inputs"].update(steps=steps, seed=seed, batch_size=batch)
+    graph["7"] = {"class_type": "ImageTuneSaveImage", "inputs": {"filename_prefix": "candidates", "images": ["6", 0]}}
+    ctx = ExecutionContext(device="cpu", output_dir=tmp_path, input_dir=tmp_path, models_dirs=[ROOT / "models"])
+    return Runtime(default_registry()).run(graph, ctx=ctx).outputs["6"][0].numpy(), graph["6"]["inputs"]["guidance"]
 
 
 def test_candidates_are_the_generate_nodes_batch(tmp_path):
@@ -20,20 +31,12 @@ def test_candidates_are_the_generate_nodes_batch(tmp_path):
     from imagetune.shapes.model import load_pipeline
 
     prompt, seed, steps = "a crimson disc, not on a white background", 5, 3
-    workflow = json.loads((ROOT / "workflows" / "api" / "imagetune-text-to-image.json").read_text())
-    graph = {k: v for k, v in workflow.items() if k in ("1", "2", "3", "4", "5", "6")}  # up to the generator
-    graph["2"]["inputs"]["text"] = prompt
-    graph["6"]["inputs"].update(steps=steps, seed=seed, batch_size=3)
-    graph["7"] = {"class_type": "ImageTuneSaveImage", "inputs": {"filename_prefix": "candidates", "images": ["6", 0]}}
-    cfg = graph["6"]["inputs"]["guidance"]
-    ctx = ExecutionContext(device="cpu", output_dir=tmp_path, input_dir=tmp_path, models_dirs=[ROOT / "models"])
-    node = Runtime(default_registry()).run(graph, ctx=ctx).outputs["6"][0].numpy()
+    node, cfg = generate_nodes_batch(tmp_path, prompt, seed, steps, 3)
     # The workflow's Understand Prompt node (4) hands the generator its canonical caption: do the same.
     from imagetune.shapes.evaluate import understood, workflow_reader
     from imagetune.shapes.understand import PromptReader
     text = load_text_encoder()
-    caption = understood(PromptReader.from_pretrained(workflow_reader(ROOT / "workflows" / "api" /
-                                                                      "imagetune-text-to-image.json")), text, [prompt])
+    caption = understood(PromptReader.from_pretrained(workflow_reader(WORKFLOW)), text, [prompt])
     ours = workflow_candidates(load_pipeline(ROOT / "models" / "imagetune-shapes"), text,
                                caption + ["a red circle on a blue background"], [seed, 0], 3, steps, cfg)
     assert ours.shape == (2, 3, 64, 64, 3)
@@ -49,17 +52,11 @@ def test_understood_candidates_are_the_generate_nodes_batch_behind_understand_pr
     from imagetune.shapes.understand import PromptReader
 
     prompt, seed, steps = "a crimson disc, not on a white background", 3, 3
-    path = ROOT / "workflows" / "api" / "imagetune-text-to-image.json"
-    graph = {k: v for k, v in json.loads(path.read_text()).items() if k in ("1", "2", "3", "4", "5", "6")}
-    graph["2"]["inputs"]["text"] = prompt
-    graph["6"]["inputs"].update(steps=steps, seed=seed, batch_size=2)
-    graph["7"] = {"class_type": "ImageTuneSaveImage", "inputs": {"filename_prefix": "candidates", "images": ["6", 0]}}
-    ctx = ExecutionContext(device="cpu", output_dir=tmp_path, input_dir=tmp_path, models_dirs=[ROOT / "models"])
-    node = Runtime(default_registry()).run(graph, ctx=ctx).outputs["6"][0].numpy()
-    asked = understood_descriptions(PromptReader.from_pretrained(workflow_reader(path)), load_text_encoder(), [prompt])
+    node, cfg = generate_nodes_batch(tmp_path, prompt, seed, steps, 2)
+    asked = understood_descriptions(PromptReader.from_pretrained(workflow_reader(WORKFLOW)), load_text_encoder(),
+                                    [prompt])
     assert canonical_text(asked[0]) != prompt  # the generator gets the reader's caption, not the prompt
-    ours = cached_candidates(None, [canonical_text(asked[0])], [seed], 2, steps, graph["6"]["inputs"]["guidance"],
-                             descriptions=asked)
+    ours = cached_candidates(None, [canonical_text(asked[0])], [seed], 2, steps, cfg, descriptions=asked)
     assert ours.shape == (1, 2, 64, 64, 3)
     np.testing.assert_allclose(ours[0], node, atol=0.5 / 255 + 2e-3)  # ours is kept as 8-bit levels
 
@@ -86,19 +83,13 @@ def test_geneval_candidates_are_the_generate_nodes_batch_for_a_two_object_prompt
     from imagetune.shapes.scene import canonical_text
 
     prompt, seed, steps = "a red circle to the left of a blue square", 5, 3
-    path = ROOT / "workflows" / "api" / "imagetune-text-to-image.json"
-    graph = {k: v for k, v in json.loads(path.read_text()).items() if k in ("1", "2", "3", "4", "5", "6")}
-    graph["2"]["inputs"]["text"] = prompt
-    graph["6"]["inputs"].update(steps=steps, seed=seed, batch_size=3)
-    graph["7"] = {"class_type": "ImageTuneSaveImage", "inputs": {"filename_prefix": "candidates", "images": ["6", 0]}}
-    ctx = ExecutionContext(device="cpu", output_dir=tmp_path, input_dir=tmp_path, models_dirs=[ROOT / "models"])
-    node = Runtime(default_registry()).run(graph, ctx=ctx).outputs["6"][0].numpy()
+    node, cfg = generate_nodes_batch(tmp_path, prompt, seed, steps, 3)
     text = load_text_encoder()
     folder = ROOT / "models" / "imagetune-shapes"
-    asked = understood([prompt], path, text)
+    asked = understood([prompt], WORKFLOW, text)
     assert len(asked[0].things) == 2 and trained_caption(folder) is not None  # the regional path is what runs
-    ours = generate(load_pipeline(folder), text, [canonical_text(asked[0])], [seed], steps,
-                    graph["6"]["inputs"]["guidance"], descriptions=asked, caption=trained_caption(folder), candidates=3)
+    ours = generate(load_pipeline(folder), text, [canonical_text(asked[0])], [seed], steps, cfg,
+                    descriptions=asked, caption=trained_caption(folder), candidates=3)
     assert ours.shape == (3, 64, 64, 3)
     np.testing.assert_allclose(ours, node, atol=2e-3)
 
