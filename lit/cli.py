@@ -35,6 +35,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="share of training pictures from the two-object world (shapes only)")
     p.add_argument("--captions-per-image", type=int, default=2,
                    help="captions drawn for each training picture (shapes only)")
+    p.add_argument("--hard-negatives", type=int, default=0, metavar="K",
+                   help="shapes only: per caption in a batch, add K of its hard negatives (colours swapped, order, "
+                        "relation or count changed, a thing left out) to the batch's texts")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a busy machine)")
     p.add_argument("--cache", type=Path, help="folder to keep image features in, reused by later runs")
@@ -50,7 +53,7 @@ def command_line(args) -> str:
 
     words = ["imagetune", "lit-tune", args.data, "--out", str(args.out)]
     for option in ("image_tower", "image_size", "text_tower", "steps", "batch_size", "lr", "layers", "seed", "held_out",
-                   "pairs", "scene_share", "captions_per_image", "threads"):
+                   "pairs", "scene_share", "captions_per_image", "hard_negatives", "threads"):
         value = getattr(args, option)
         if value is not None:
             words += ["--" + option.replace("_", "-"), str(value)]
@@ -70,7 +73,7 @@ def cmd_lit_tune(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = TuneSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                            layers=args.layers)
+                            layers=args.layers, hard_negatives=args.hard_negatives)
     try:
         data = shapes_data(args.pairs, args.seed, scene_share=args.scene_share,
                            captions_per_image=args.captions_per_image) if args.data == "shapes" else \

@@ -6,7 +6,10 @@ orders, fillers and negations, each caption true of its picture. Scenes of the t
 of one of its omissions. Both wordings are arguments (``Wording``), so a richer scene language
 can be plugged in without touching the rest. Every caption comes with its ``Claim``, so a caption
 true of several pictures ("a red circle", "not on a white background", "a circle and a square")
-is a positive for all of them in training and in the held-out scores.
+is a positive for all of them in training and in the held-out scores, and with its hard negatives
+(``hard_negatives``: the same words with colours swapped, order or relation changed, a thing left
+out or counted again), which tuning can put beside it in a batch so the judge learns binding,
+not only which words occur.
 
 Held out of training: the ``dataset.HELD_OUT`` combinations (also as one thing of a scene on
 that background) and every pair or count ``scene.is_held_out`` names.
@@ -28,7 +31,8 @@ from .model import LiTModel
 from .reading import CaptionReader
 from .tune import Meaning
 
-Wording = Callable[[S.Scene, np.random.Generator], tuple[str, Claim]]
+Captioned = tuple[str, Claim, list[tuple[str, Claim]]]  # text, what it claims, its hard negatives
+Wording = Callable[[S.Scene, np.random.Generator], Captioned]
 SCENE_KINDS = ("pair", "position", "count")
 _HELD_OUT = frozenset(ds.HELD_OUT)
 
@@ -37,24 +41,52 @@ def one_object_wording(reader: CaptionReader | None = None) -> Wording:
     """``language.describe`` of a one-object scene, with the claim read back from its words."""
     reader = reader or CaptionReader()
 
-    def word(scene: S.Scene, rng: np.random.Generator) -> tuple[str, Claim]:
+    def word(scene: S.Scene, rng: np.random.Generator) -> Captioned:
         thing = scene.things[0]
         text = language.describe(ds.ShapeSpec(thing.shape, thing.colour, scene.background), rng)
-        return text, reader.claim(text)
+        return text, reader.claim(text), []
 
     return word
 
 
-def scene_wording(scene: S.Scene, rng: np.random.Generator) -> tuple[str, Claim]:
-    """The canonical caption of the scene or of one of its omissions (background, colours or both left out)."""
+def scene_wording(scene: S.Scene, rng: np.random.Generator) -> Captioned:
+    """The canonical caption of the scene or of one of its omissions (background, colours or both left out),
+    with the canonical captions of its hard negatives."""
     variants = S.omissions(scene)
     description = variants[int(rng.integers(len(variants)))]
-    return S.canonical_text(description), claim_of(description)
+    negatives = [(S.canonical_text(other), claim_of(other)) for other in hard_negatives(description)
+                 if not shows_held_out(other)]  # a held-out caption stays unseen, even as a negative
+    return S.canonical_text(description), claim_of(description), negatives
+
+
+def hard_negatives(description: S.Description) -> list[S.Description]:
+    """Descriptions that share ``description``'s words but not its meaning: colours swapped between two
+    things, order swapped, the other relation, one of two things alone, one thing counted another number
+    of times, another background. Each is false of every picture ``description`` is true of."""
+    things, background, out = description.things, description.background, []
+    if description.count > 1 or len(things) == 1:
+        out += [S.Description((things[0],) * n, None, background) for n in (1, 2, 3) if n != len(things)]
+    else:
+        a, b = things
+        if a.colour and b.colour and a.colour != b.colour and a.shape != b.shape:
+            out.append(S.Description((S.Thing(a.shape, b.colour), S.Thing(b.shape, a.colour)),
+                                     description.relation, background))
+        if description.relation:
+            out.append(S.Description(things[::-1], description.relation, background))
+            out.append(S.Description(things, next(r for r in S.RELATIONS if r != description.relation), background))
+        out += [S.Description((t,), None, background) for t in (a, b)]
+        out += [S.Description((t, t), None, background) for t in (a, b)]
+    if background is not None:
+        used = {t.colour for t in things} | {background}
+        out.append(S.Description(things, description.relation, next(c for c in ds.COLOURS if c not in used)))
+    return list(dict.fromkeys(out))
 
 
 def shows_held_out(scene: S.Description) -> bool:
-    """Whether a scene is held out: a held-out pair or count, or a thing on a background HELD_OUT names."""
-    if S.is_held_out(scene):
+    """Whether a scene is held out: a held-out pair or count, or a thing on a background HELD_OUT names.
+
+    A description without colours is not: its words are trained on every shape pair and count."""
+    if all(t.colour is not None for t in scene.things) and S.is_held_out(scene):
         return True
     return scene.background is not None and any(
         t.colour is not None and ds.ShapeSpec(t.shape, t.colour, scene.background) in _HELD_OUT for t in scene.things)
@@ -126,15 +158,17 @@ class ShapesPairs:
         train += [training_scene(rng, SCENE_KINDS[i % 3]) for i in range(round(pictures * scene_share))]
         self.train_scenes = train  # as drawn at random; train_contents say what each picture shows
         self.train_images, self.train_contents = self._draw(train, rng)
-        self.train_captions, self.train_claims, self.train_pair_images = [], [], []
+        self.train_captions, self.train_claims, self.train_pair_images, self.train_negatives = [], [], [], []
         for index, scene in enumerate(train):
             wording = self.one_object if len(scene.things) == 1 else self.scenes
             for _ in range(captions_per_image):
-                text, claim = wording(scene, rng)
+                text, claim, negatives = wording(scene, rng)
                 self.train_captions.append(text)
                 self.train_claims.append(claim)
                 self.train_pair_images.append(index)
+                self.train_negatives.append(negatives)
         del self.train_captions[pairs:], self.train_claims[pairs:], self.train_pair_images[pairs:]
+        del self.train_negatives[pairs:]
 
     def _draw_held_out(self, per_combination: int, scenes_per_kind: int, rng: np.random.Generator):
         """Held-out pictures with their full captions, and the candidates they are ranked among."""
@@ -167,7 +201,8 @@ class ShapesPairs:
 
     def meaning(self) -> Meaning:
         """What each training pair's caption claims and its picture shows (positives for tuning)."""
-        return Meaning(self.train_claims, [self.train_contents[i] for i in self.train_pair_images], holds_matrix)
+        return Meaning(self.train_claims, [self.train_contents[i] for i in self.train_pair_images], holds_matrix,
+                       self.train_negatives)
 
     def held_truth(self, texts: list[str]) -> torch.Tensor:
         """Bool [len(texts), held images]: which known captions are true of which held-out pictures."""

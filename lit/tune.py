@@ -36,6 +36,7 @@ class TuneSettings:
     dropout: float = 0.1
     max_tokens: int = 64
     center_images: bool = True
+    hard_negatives: int = 0  # per caption in a batch, this many of its hard negatives join the batch's texts
 
 
 def new_model(image_spec: dict, text_spec: dict, settings: TuneSettings, search: list[Path] = ()) -> LiTModel:
@@ -75,15 +76,18 @@ def contrastive_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor, posi
                      logit_scale: torch.Tensor) -> torch.Tensor:
     """Symmetric InfoNCE between images [B, D] and distinct captions [U, D].
 
-    ``positives`` [B, U] marks which captions describe which image; every row and column has at
-    least one. With several positives the loss averages their log-probabilities, so an image is
-    never pushed away from a caption that also describes it (a repeated caption, or another
-    phrasing of the same content).
+    ``positives`` [B, U] marks which captions describe which image; every row has at least one.
+    With several positives the loss averages their log-probabilities, so an image is never pushed
+    away from a caption that also describes it (a repeated caption, or another phrasing of the
+    same content). A caption true of no image in the batch (a hard negative) only competes in the
+    images' softmax: it has no image to be drawn to.
     """
     logits = logit_scale.exp() * image_embeds @ text_embeds.T  # [B, U]
     weights = positives.to(logits.dtype)
     image_to_text = -((weights * logits.log_softmax(dim=1)).sum(1) / weights.sum(1)).mean()
-    text_to_image = -((weights.T * logits.T.log_softmax(dim=1)).sum(1) / weights.T.sum(1)).mean()
+    held = weights.sum(0) > 0
+    columns, column_logits = weights.T[held], logits.T[held]
+    text_to_image = -((columns * column_logits.log_softmax(dim=1)).sum(1) / columns.sum(1)).mean()
     return (image_to_text + text_to_image) / 2
 
 
@@ -95,7 +99,8 @@ def own_caption_positives(caption_of_image: torch.Tensor, captions: int) -> torc
 
 def train_head(model: LiTModel, features: torch.Tensor, caption_ids: torch.Tensor, states: torch.Tensor,
                masks: torch.Tensor, settings: TuneSettings, on_step: StepHook | None = None,
-               truth: torch.Tensor | None = None, content_ids: torch.Tensor | None = None) -> list[float]:
+               truth: torch.Tensor | None = None, content_ids: torch.Tensor | None = None,
+               hard: torch.Tensor | None = None) -> list[float]:
     """Train ``model.head`` and its temperature in place on cached tensors; returns the loss per step.
 
     ``features`` [N, D] are centred, normalised image embeddings; ``caption_ids`` [N] index the
@@ -103,12 +108,15 @@ def train_head(model: LiTModel, features: torch.Tensor, caption_ids: torch.Tenso
     ``truth`` [U, K] (optional) says which captions are true of which of K contents, and
     ``content_ids`` [N] what each pair's image shows: an image is a positive for every caption in
     its batch that is true of it. By default a caption is true only of its own pairs' images.
+    ``hard`` [U, H] (optional) lists each caption's hard negatives as caption rows (-1: none); each
+    step adds ``settings.hard_negatives`` of them, drawn at random, for every caption in the batch.
     """
     if truth is None:
         truth, content_ids = torch.eye(len(states), dtype=torch.bool), caption_ids
     with torch.inference_mode(False), torch.enable_grad():
         device = model.device
         features, caption_ids = features.clone().to(device), caption_ids.clone().to(device)
+        hard = None if hard is None else hard.to(device)
         states, masks = states.clone().to(device), masks.clone().to(device)
         truth, content_ids = truth.to(device), content_ids.clone().to(device)
         generator = torch.Generator().manual_seed(settings.seed)
@@ -125,6 +133,8 @@ def train_head(model: LiTModel, features: torch.Tensor, caption_ids: torch.Tenso
             index = order[cursor:cursor + batch].to(device)
             cursor += batch
             distinct = torch.unique(caption_ids[index])
+            if hard is not None and settings.hard_negatives > 0:
+                distinct = with_hard_negatives(distinct, hard, settings.hard_negatives, generator)
             length = int(masks[distinct].sum(1).max())
             text = head(states[distinct, :length], masks[distinct, :length])
             positives = truth[distinct[None, :], content_ids[index][:, None]]  # [B, U_batch]
@@ -141,6 +151,14 @@ def train_head(model: LiTModel, features: torch.Tensor, caption_ids: torch.Tenso
         head.eval()
     model._text_cache.clear()
     return losses
+
+
+def with_hard_negatives(rows: torch.Tensor, hard: torch.Tensor, per_row: int, generator: torch.Generator) -> torch.Tensor:
+    """``rows`` (caption rows) and up to ``per_row`` of each one's hard negatives drawn at random, sorted, distinct."""
+    pool = hard[rows]  # [R, H]
+    keys = torch.rand(pool.shape, generator=generator).to(pool.device).masked_fill(pool < 0, 2.0)
+    chosen = pool.gather(1, keys.argsort(dim=1)[:, :per_row])
+    return torch.unique(torch.cat([rows, chosen[chosen >= 0]]))
 
 
 def _warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
@@ -162,6 +180,7 @@ class Meaning:
     claims: list  # one hashable per pair: what its caption says
     contents: list  # one hashable per pair: what its image shows
     truth: Callable[[list, list], object]
+    negatives: list | None = None  # per pair, [(text, claim), ...]: captions close to its own but false of its image
 
 
 def same_group(claims: list, contents: list) -> torch.Tensor:
@@ -194,11 +213,33 @@ def fit(model: LiTModel, raw_features: torch.Tensor, captions: list[str], settin
     distinct = list(dict.fromkeys(captions))
     row = {caption: i for i, caption in enumerate(distinct)}
     caption_ids = torch.tensor([row[c] for c in captions])
+    hard = None
+    if meaning is not None and meaning.negatives is not None and settings.hard_negatives > 0:
+        distinct, hard = hard_negative_rows(captions, distinct, meaning.negatives)
     truth, content_ids = caption_truth(captions, distinct, meaning) if meaning is not None else (None, None)
     states, masks = caption_states(model, distinct)
     features = model.adapt_image_features(raw_features.to(model.device)).cpu()
-    model.config["train"] = dict(asdict(settings), pairs=len(captions), distinct_captions=len(distinct))
-    return train_head(model, features, caption_ids, states, masks, settings, on_step, truth, content_ids)
+    model.config["train"] = dict(asdict(settings), pairs=len(captions), distinct_captions=len(row))
+    if hard is not None:
+        model.config["train"]["hard_negative_captions"] = len(distinct) - len(row)
+    return train_head(model, features, caption_ids, states, masks, settings, on_step, truth, content_ids, hard)
+
+
+def hard_negative_rows(captions: list[str], distinct: list[str], negatives: list) -> tuple[list[str], torch.Tensor]:
+    """The distinct captions followed by every hard-negative text not among them, and [U', H] rows of each
+    caption's hard negatives (-1 padded; the appended texts have none of their own)."""
+    known = set(distinct)
+    texts = list(distinct) + [t for t in dict.fromkeys(t for group in negatives for t, _ in group) if t not in known]
+    row = {text: i for i, text in enumerate(texts)}
+    of_caption: dict[str, list[int]] = {}
+    for caption, group in zip(captions, negatives):
+        rows = of_caption.setdefault(caption, [])
+        rows.extend(r for r in dict.fromkeys(row[t] for t, _ in group) if r not in rows)
+    width = max([len(v) for v in of_caption.values()] + [1])
+    hard = torch.full((len(texts), width), -1, dtype=torch.long)
+    for caption, rows in of_caption.items():
+        hard[row[caption], :len(rows)] = torch.tensor(rows, dtype=torch.long)
+    return texts, hard
 
 
 def caption_truth(captions: list[str], distinct: list[str], meaning: Meaning) -> tuple[torch.Tensor, torch.Tensor]:
@@ -207,7 +248,9 @@ def caption_truth(captions: list[str], distinct: list[str], meaning: Meaning) ->
         raise ValueError(f"meaning: expected a claim and a content per pair ({len(captions)}), got "
                          f"{len(meaning.claims)} and {len(meaning.contents)}")
     claim_of = {}
-    for caption, claim in zip(captions, meaning.claims):
+    said = list(zip(captions, meaning.claims))
+    said += [pair for group in (meaning.negatives or ()) for pair in group]
+    for caption, claim in said:
         if claim_of.setdefault(caption, claim) != claim:
             raise ValueError(f"groups: caption {caption!r} belongs to two groups, {claim_of[caption]!r} and {claim!r}")
     contents = list(dict.fromkeys(meaning.contents))

@@ -166,7 +166,9 @@ def main(argv=None) -> None:
     p.add_argument("--best-of", type=int, default=1, metavar="N",
                    help="make each prompt's N candidates (Generate's batch_size N) and keep the LiT judge's pick, "
                         "reported beside the first candidate alone and any of the N")
-    p.add_argument("--judge", type=Path, default=JUDGE, help="LiT model folder that picks among the candidates")
+    p.add_argument("--judge", action="append", metavar="[NAME=]FOLDER",
+                   help="LiT model folder that picks among the candidates (repeatable: every judge picks among the same "
+                        "candidates, the first one's pick is the result; default: the shipped judge)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     import torch
@@ -187,7 +189,7 @@ def main(argv=None) -> None:
     images = generate(pipe, text, texts, [q.seed for q in asked], args.steps, args.cfg, descriptions=descriptions,
                       caption=caption, candidates=args.best_of)
     if args.best_of > 1:
-        result = best_of(images.reshape(len(asked), args.best_of, *images.shape[1:]), asked, args.judge)
+        result = best_of(images.reshape(len(asked), args.best_of, *images.shape[1:]), asked, judges(args.judge))
     else:
         result = score([analyze_scene(img) for img in images], asked)
     result.update(model=str(args.model), prompts="canonical" if args.canonical else "plain" if args.plain else "understood",
@@ -203,23 +205,38 @@ def main(argv=None) -> None:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
 
 
-def best_of(candidates: np.ndarray, asked: list[Prompt], judge_folder: Path) -> dict:
-    """``score`` of the LiT judge's pick among each prompt's candidates [P, n, H, W, 3] (judged against the prompt as
-    written, as the default workflow's best-of-N node reads it), with the first candidate alone (the one-image
-    workflow) and any candidate right (what a perfect pick reaches) under "compared"."""
+def judges(given: list[str] | None) -> dict[str, Path]:
+    """``--judge [NAME=]FOLDER`` values as {name: folder}, in order; none given: the shipped judge."""
+    if not given:
+        return {"shipped judge": JUDGE}
+    pairs = [g.split("=", 1) if "=" in g else (Path(g).name, g) for g in given]
+    return {name: Path(folder) for name, folder in pairs}
+
+
+def best_of(candidates: np.ndarray, asked: list[Prompt], judge_folders: dict[str, Path]) -> dict:
+    """``score`` of the first LiT judge's pick among each prompt's candidates [P, n, H, W, 3] (judged against the
+    prompt as written, as the default workflow's best-of-N node reads it), with the first candidate alone (the
+    one-image workflow), any other judge's pick, and any candidate right (what a perfect pick reaches) under
+    "compared"."""
     from ..lit.best_of_n_eval import judge_picks
     from ..lit.model import load_lit_model
 
-    picks, seconds = judge_picks(load_lit_model(judge_folder), candidates, [q.text for q in asked], candidates.shape[1])
     found = [[analyze_scene(image) for image in images] for images in candidates]
-    result = score([seen[k] for seen, k in zip(found, picks)], asked)
     first = score([seen[0] for seen in found], asked)
+    compared, result = {"first candidate alone": {"overall": first["overall"], "tasks": first["tasks"]}}, None
+    for name, folder in judge_folders.items():
+        picks, seconds = judge_picks(load_lit_model(folder), candidates, [q.text for q in asked], candidates.shape[1])
+        picked = score([seen[k] for seen, k in zip(found, picks)], asked)
+        if result is None:
+            result = picked
+            result.update(best_of=candidates.shape[1], judge=str(folder), judge_seconds_per_pick=round(seconds, 4))
+        else:
+            compared[f"{name} best of {candidates.shape[1]}"] = {"overall": picked["overall"], "tasks": picked["tasks"],
+                                                                  "judge": str(folder)}
     anyone = [next((s for s in seen if q.ask.check(s)), seen[0]) for seen, q in zip(found, asked)]
     best = score(anyone, asked)
-    result.update(best_of=candidates.shape[1], judge=str(judge_folder), judge_seconds_per_pick=round(seconds, 4),
-                  compared={"first candidate alone": {"overall": first["overall"], "tasks": first["tasks"]},
-                            f"any of {candidates.shape[1]} right (ceiling)": {"overall": best["overall"],
-                                                                               "tasks": best["tasks"]}})
+    compared[f"any of {candidates.shape[1]} right (ceiling)"] = {"overall": best["overall"], "tasks": best["tasks"]}
+    result["compared"] = compared
     return result
 
 

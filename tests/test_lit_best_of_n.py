@@ -106,7 +106,10 @@ def test_geneval_best_of_reports_the_pick_beside_the_first_candidate_and_the_cei
              "position": lambda a: geneval.Ask(a.things, relation=geneval.OPPOSITE[a.relation])}
     candidates = np.stack([np.stack([sc.render(geneval.ground_truth(wrong[p.task](p.ask), rng), 64, rng),
                                      sc.render(geneval.ground_truth(p.ask, rng), 64, rng)]) for p in asked])
-    result = geneval.best_of(candidates, asked, geneval.JUDGE)
+    result = geneval.best_of(candidates, asked, geneval.judges(None))
     assert result["compared"]["first candidate alone"]["overall"] == 0.0
     assert result["compared"]["any of 2 right (ceiling)"]["overall"] == 1.0
     assert 0.0 <= result["overall"] <= 1.0 and result["best_of"] == 2
+    # a second judge picks among the same candidates: the shipped judge again agrees with the first exactly
+    twice = geneval.best_of(candidates, asked, geneval.judges([f"first={geneval.JUDGE}", f"again={geneval.JUDGE}"]))
+    assert twice["compared"]["again best of 2"]["overall"] == twice["overall"] == result["overall"]

@@ -7,7 +7,7 @@ import pytest
 from imagetune.lit.claims import ALL_COLOURS, Claim, Slot, claim_of, holds, holds_matrix
 from imagetune.lit.prompt_ranking import meets
 from imagetune.lit.reading import CaptionReader
-from imagetune.lit.shapes_source import ShapesPairs, confusers, drawn, shows_held_out
+from imagetune.lit.shapes_source import ShapesPairs, confusers, drawn, hard_negatives, shows_held_out
 from imagetune.lit.tune import Meaning, caption_truth
 from imagetune.shapes import dataset as ds
 from imagetune.shapes import heldout
@@ -150,3 +150,36 @@ def test_held_out_truth_knows_the_confusers_are_false(source):
         truth = source.held_truth(texts)[:, offset + index]
         assert truth[0] and not truth[1:].any(), texts
     assert bool(source.held_truth(source.held_captions).diagonal().all())
+
+
+def test_hard_negatives_share_the_words_but_are_false_of_the_picture():
+    pictures = [S.Scene((RED_CIRCLE, BLUE_SQUARE), "left of", "white"), S.Scene((RED_CIRCLE,) * 2, None, "green"),
+                S.Scene((RED_CIRCLE, S.Thing("circle", "blue")), "above", "yellow"), S.single(ds.ShapeSpec("square", "red", "black"))]
+    for picture in pictures:
+        for description in S.omissions(picture):
+            negatives = hard_negatives(description)
+            assert negatives and description not in negatives
+            assert holds(claim_of(description), picture)
+            assert not holds_matrix([claim_of(n) for n in negatives], [picture]).any(), description
+    texts = {S.canonical_text(n) for n in hard_negatives(S.Scene((RED_CIRCLE, BLUE_SQUARE), "left of", "white"))}
+    assert {"a blue circle to the left of a red square on a white background",  # colours swapped
+            "a blue square to the left of a red circle on a white background",  # order swapped
+            "a red circle above a blue square on a white background",  # the other relation
+            "a red circle on a white background", "two blue squares on a white background"} <= texts
+    assert "three red circles on a green background" in {S.canonical_text(n) for n in hard_negatives(pictures[1])}
+
+
+def test_scene_captions_carry_hard_negatives_and_none_is_held_out(source):
+    meaning = source.meaning()
+    scene_pairs = [i for i, image in enumerate(source.train_pair_images) if len(source.train_scenes[image].things) > 1]
+    assert scene_pairs and all(meaning.negatives[i] for i in scene_pairs)
+    held_texts = {S.canonical_text(d) for s in source.held_scenes[source.held_one_object:] for d in S.omissions(s)
+                  if d.things[0].colour}  # the colourless words are trained on every pair
+    held_texts |= {S.canonical(S.single(spec)) for spec in ds.HELD_OUT}
+    assert not held_texts & {text for group in meaning.negatives for text, _ in group}
+    # the negatives' truth is computed with the captions': false of their own caption's picture
+    distinct = list(dict.fromkeys(source.train_captions + [t for g in meaning.negatives for t, _ in g]))
+    truth, content_ids = caption_truth(source.train_captions, distinct, meaning)
+    row = {t: i for i, t in enumerate(distinct)}
+    for i in scene_pairs[:200]:
+        assert not any(truth[row[t], content_ids[i]] for t, _ in meaning.negatives[i])

@@ -126,3 +126,41 @@ def test_a_caption_in_two_groups_is_an_error(towers):
     model = fresh_model(towers)
     with pytest.raises(ValueError, match="belongs to two groups"):
         fit(model, torch.randn(3, model.image_tower.dim), ["a", "a", "b"], TuneSettings(steps=1), groups=[1, 2, 2])
+
+
+def test_a_caption_true_of_no_image_only_competes_in_the_images_softmax():
+    torch.manual_seed(1)
+    images, texts = F.normalize(torch.randn(4, 8), dim=1), F.normalize(torch.randn(6, 8), dim=1)
+    positives = own_caption_positives(torch.arange(4), 6)  # captions 4 and 5: hard negatives, true of no image
+    scale = torch.tensor(2.0)
+    logits = scale.exp() * images @ texts.T
+    image_to_text = F.cross_entropy(logits, torch.arange(4))
+    text_to_image = F.cross_entropy(logits[:, :4].T, torch.arange(4))
+    loss = contrastive_loss(images, texts, positives, scale)
+    assert loss.item() == pytest.approx(((image_to_text + text_to_image) / 2).item(), rel=1e-6)
+    # the negatives make the images' side harder than without them
+    assert loss.item() > contrastive_loss(images, texts[:4], positives[:, :4], scale).item()
+
+
+def test_hard_negatives_join_the_batch_rows_they_belong_to():
+    from imagetune.lit.tune import hard_negative_rows, with_hard_negatives
+    captions = ["a", "b", "a", "c"]
+    negatives = [[("x", 1), ("y", 2)], [("a", 0)], [("z", 3)], []]
+    texts, hard = hard_negative_rows(captions, ["a", "b", "c"], negatives)
+    assert texts == ["a", "b", "c", "x", "y", "z"]
+    assert sorted(r for r in hard[0].tolist() if r >= 0) == [3, 4, 5]  # "a"'s negatives from both of its pairs
+    assert [r for r in hard[1].tolist() if r >= 0] == [0] and (hard[2:] < 0).all()
+    generator = torch.Generator().manual_seed(0)
+    rows = with_hard_negatives(torch.tensor([0, 2]), hard, 2, generator)
+    assert {0, 2} <= set(rows.tolist()) and len(rows) == 4 and set(rows.tolist()) <= {0, 2, 3, 4, 5}
+    assert with_hard_negatives(torch.tensor([2]), hard, 2, generator).tolist() == [2]  # "c" has none
+
+
+def test_tuning_with_hard_negatives_records_them_and_learns(towers):
+    data = shapes_data(pairs=240, seed=1, size=32, held_per_combination=1)
+    model = fresh_model(towers)
+    settings = TuneSettings(steps=20, batch_size=48, lr=3e-3, warmup=5, seed=0, hard_negatives=2)
+    losses = fit(model, pair_features(model, data), data.train_captions, settings, meaning=data.train_meaning)
+    assert model.config["train"]["hard_negative_captions"] > 0
+    assert model.config["train"]["distinct_captions"] == len(set(data.train_captions))
+    assert sum(losses[-5:]) < sum(losses[:5])
