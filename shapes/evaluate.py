@@ -16,6 +16,12 @@ understood (``understood_descriptions``, as the node reads them; regional condit
 more things when the pipeline folder has ``regions.json``); the report then has both ``wordings`` (the prompt
 straight to the generator) and ``wordings, understood`` (each miss with its understood caption).
 ``--understand FOLDER`` names another model, ``--understand none`` skips it.
+
+When the workflow keeps the LiT judge's best of the Generate node's batch (the default one does since
+#12, item 5), every prompt gets that many candidates, made as the node makes them, and the judge that
+workflow loads keeps one by the caption the generator was given (Understand Prompt's caption output, as
+the workflow wires it); the kept picture is the one judged and saved, and ``generator, first
+candidate`` reports what the one-image workflow would have made. ``--best-of 1`` judges one image.
 """
 from __future__ import annotations
 
@@ -33,7 +39,7 @@ from .analyzer import analyze
 from .language import HELD_OUT, HELD_OUT_LISTS, Language
 from .model import load_pipeline
 from .regions import trained_caption
-from .saved_png import DEFAULT_WORKFLOW, ROOT, SavedPng
+from .saved_png import DEFAULT_WORKFLOW, ROOT, SavedPng, workflow_best_of
 from .scene import canonical_text
 
 UNDERSTAND_NODE = "ImageTuneUnderstandPrompt"
@@ -124,19 +130,32 @@ def score(images: np.ndarray, specs: list[ds.ShapeSpec], prompts: list[str] | No
 
 def cached_images(cache: Path | None, pipe, text, prompts: list[str], seeds: list[int], steps: int,
                   cfg: float, model: str = "", descriptions: list | None = None,
-                  caption: str | None = None) -> np.ndarray:
+                  caption: str | None = None, candidates: int = 1) -> np.ndarray:
     """``generate``'s images, read from / written to ``cache`` (an .npz keyed by model, prompts, seeds, settings;
-    ``descriptions``: regional conditioning, see ``generate``)."""
+    ``descriptions``: regional conditioning, ``candidates``: images a prompt, see ``generate``)."""
     key = json.dumps({"model": model, "prompts": prompts, "seeds": seeds, "steps": steps, "cfg": cfg,
-                      **({"regional": caption} if descriptions is not None and caption is not None else {})})
+                      **({"regional": caption} if descriptions is not None and caption is not None else {}),
+                      **({"candidates": candidates} if candidates > 1 else {})})
     if cache is not None and cache.exists():
         with np.load(cache) as saved:
             if str(saved["key"]) == key:
                 return saved["images"]
-    images = generate(pipe, text, prompts, seeds, steps, cfg, descriptions=descriptions, caption=caption)
+    images = generate(pipe, text, prompts, seeds, steps, cfg, descriptions=descriptions, caption=caption,
+                      candidates=candidates)
     if cache is not None:
         np.savez_compressed(cache, images=images, key=np.array(key))
     return images
+
+
+def judge_pick(images: np.ndarray, texts: list[str], best_of: tuple[int, Path]) -> np.ndarray:
+    """Each prompt's kept picture among its n candidates (``images`` [P * n, ...], prompt by prompt), as the
+    workflow's best-of-N node keeps it: the highest LiT score against ``texts``; ``best_of`` = (n, judge folder)."""
+    from ..lit.best_of_n_eval import judge_picks
+    from ..lit.model import load_lit_model
+    n, judge = best_of
+    grouped = images.reshape(-1, n, *images.shape[1:])
+    picks, _ = judge_picks(load_lit_model(judge), grouped, texts, n)
+    return grouped[np.arange(len(grouped)), picks]
 
 
 def score_targets(images, targets: list[heldout.Target]) -> dict:
@@ -177,7 +196,8 @@ def workflow_reader(workflow: Path) -> Path | None:
 
 
 def evaluate_wordings(pipe, text, post: SavedPng | None, steps: int, cfg: float, cache: Path | None = None,
-                      model: str = "", reader=None, regional: str | None = None, held_out: Language = HELD_OUT) -> dict:
+                      model: str = "", reader=None, regional: str | None = None, held_out: Language = HELD_OUT,
+                      best_of: tuple[int, Path] | None = None) -> dict:
     """Per kind of wording of the held-out list (its unseen kinds in ``held_out``): scores of the generator
     output and of the saved PNG.
 
@@ -186,13 +206,18 @@ def evaluate_wordings(pipe, text, post: SavedPng | None, steps: int, cfg: float,
     model's images under several workflows without generating them again). With ``reader`` the
     generator gets what it understood of each prompt (``understood``), as in the default workflow, and with
     ``regional`` (a pipeline trained on it: where it sees the caption) the regional conditioning of what it
-    understood, as the node gives.
+    understood, as the node gives. With ``best_of`` (n, LiT judge folder) each prompt's n candidates are made
+    and the judge's pick (by the caption the generator got) is the picture scored and saved.
     """
     items = heldout.prompts(held_out)
     asked = None if reader is None else understood_descriptions(reader, text, [p.text for p in items])
     given = [p.text for p in items] if asked is None else [canonical_text(d) for d in asked]
     images = cached_images(cache, pipe, text, given, [p.seed for p in items], steps, cfg, model,
-                           asked, regional)
+                           asked, regional, best_of[0] if best_of else 1)
+    first = None
+    if best_of:
+        first = images[::best_of[0]]
+        images = judge_pick(images, given, best_of)
     saved = post(images) if post else None
     report = {}
     groups = {kind: [i for i, p in enumerate(items) if p.kind == kind] for kind in heldout.kinds()}
@@ -201,6 +226,8 @@ def evaluate_wordings(pipe, text, post: SavedPng | None, steps: int, cfg: float,
     for kind, index in groups.items():
         targets = [items[i].target for i in index]
         report[kind] = {"generator": score_targets(images[index], targets)}
+        if first is not None:
+            report[kind]["generator, first candidate"] = score_targets(first[index], targets)
         if saved is not None:
             report[kind]["saved_png"] = score_targets([saved[i] for i in index], targets)
     judged = {"generator": images} if saved is None else {"saved_png": saved}
@@ -216,25 +243,32 @@ def evaluate_wordings(pipe, text, post: SavedPng | None, steps: int, cfg: float,
 
 def run(folder, other_per: int = 2, steps: int = 20, cfg: float = 2.0, train_specs: int = 32,
         workflow: Path | None = DEFAULT_WORKFLOW, cache: Path | None = None, understand: Path | None = None,
-        held_out: Language = HELD_OUT) -> dict:
+        held_out: Language = HELD_OUT, best_of: tuple[int, Path] | None = None, straight: bool = True) -> dict:
     """All numbers of the evaluation as a dict (``other_per`` images per training combination; with
-    ``understand``, a prompt-understanding model folder, the held-out list through it as well; the list's
-    unseen kinds in the held-out language ``held_out``)."""
+    ``understand``, a prompt-understanding model folder, the held-out list through it as well (and, with
+    ``straight`` False, only through it); the list's unseen kinds in the held-out language ``held_out``;
+    ``best_of``: (n, LiT judge folder), the judge's pick of n candidates a prompt, see ``evaluate_wordings``)."""
     pipe, text = load_pipeline(folder), load_text_encoder()
     post = SavedPng(workflow) if workflow else None
     began = time.time()
     train = ds.training_specs()[::max(1, len(ds.training_specs()) // train_specs)][:train_specs]
     weights = Path(folder) / "unet" / "diffusion_pytorch_model.safetensors"
     model = f"{Path(folder).resolve()} {weights.stat().st_mtime_ns if weights.exists() else ''}"
-    report = {"wordings": evaluate_wordings(pipe, text, post, steps, cfg, cache, model, held_out=held_out)}
+    report = {}
+    if straight or understand is None:
+        report["wordings"] = evaluate_wordings(pipe, text, post, steps, cfg, cache, model, held_out=held_out,
+                                               best_of=best_of)
     if understand is not None:
         from .understand import PromptReader
         reader = PromptReader.from_pretrained(understand)
         understood_cache = cache.with_name(cache.stem + "-understood.npz") if cache else None
         report["wordings, understood"] = evaluate_wordings(pipe, text, post, steps, cfg, understood_cache, model,
-                                                           reader, trained_caption(folder), held_out)
+                                                           reader, trained_caption(folder), held_out, best_of)
     prompts = [ds.caption(s) for s in train for _ in range(other_per)]
-    images = generate(pipe, text, prompts, [k for _ in train for k in range(other_per)], steps, cfg)
+    images = generate(pipe, text, prompts, [k for _ in train for k in range(other_per)], steps, cfg,
+                      candidates=best_of[0] if best_of else 1)
+    if best_of:
+        images = judge_pick(images, prompts, best_of)
     targets = [heldout.named(s) for s in train for _ in range(other_per)]
     report["training combinations"] = {"generator": score_targets(images, targets)}
     if post:
@@ -243,8 +277,24 @@ def run(folder, other_per: int = 2, steps: int = 20, cfg: float = 2.0, train_spe
                           "held_out": next((k for k, v in HELD_OUT_LISTS.items() if v is held_out), "other"),
                           "training_combinations": len(train), "workflow": str(workflow),
                           "understand": str(understand) if understand else None,
+                          "best_of": None if best_of is None else {"n": best_of[0], "judge": str(best_of[1])},
                           "seconds": round(time.time() - began)}
     return report
+
+
+def best_of_setting(workflow: Path, best_of: str, judge: Path | None = None) -> tuple[int, Path] | None:
+    """(candidates, LiT judge folder) for ``--best-of`` ('workflow' or a number), or None for one image a prompt."""
+    from ..ops.model_files import LIT_MODELS
+    wired = workflow_best_of(json.loads(Path(workflow).read_text()))
+    n = (wired[0] if wired else 1) if best_of == "workflow" else int(best_of)
+    if n <= 1:
+        return None
+    if judge is None:
+        name = wired[1] if wired else "shapes-lite0-minilm"
+        judge = LIT_MODELS.find([ROOT / "models"], name, "model")
+        if judge is None:
+            raise SystemExit(f"{workflow}: its LiT judge {name!r} is not under {ROOT / 'models' / 'lit'}")
+    return n, Path(judge)
 
 
 def main(argv=None) -> None:
@@ -264,6 +314,13 @@ def main(argv=None) -> None:
                         "one; 'none': skip")
     p.add_argument("--held-out", choices=list(HELD_OUT_LISTS), default="first",
                    help="which held-out language the unseen kinds are in (language.HELD_OUT_LISTS)")
+    p.add_argument("--best-of", default="workflow", metavar="N",
+                   help="'workflow' (default): as many candidates as its Generate node's batch_size when a best-of-N "
+                        "node keeps the LiT judge's pick, that judge picking; 1: one image a prompt")
+    p.add_argument("--judge", type=Path, help="with --best-of N > 1: the LiT model folder that picks (default: the "
+                                              "workflow's, else the shipped one)")
+    p.add_argument("--understood-only", action="store_true",
+                   help="score the held-out list only as the workflow reads it (skip the prompt straight to the generator)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -271,7 +328,8 @@ def main(argv=None) -> None:
         args.understand, lambda: Path(args.understand))()
     report = run(args.folder, args.other_per, args.steps, args.cfg,
                  workflow=None if args.generator_only else args.workflow, cache=args.images, understand=understand,
-                 held_out=HELD_OUT_LISTS[args.held_out])
+                 held_out=HELD_OUT_LISTS[args.held_out], best_of=best_of_setting(args.workflow, args.best_of, args.judge),
+                 straight=not args.understood_only)
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:

@@ -1,6 +1,10 @@
 """GenEval-style scoring of the two-object world: six tasks, judged by the scene analyzer.
 
-    python -m imagetune.shapes.geneval models/imagetune-shapes --json docs/geneval.json [--best-of 4]
+    python -m imagetune.shapes.geneval models/imagetune-shapes --json docs/geneval.json [--best-of 1]
+
+By default the prompts go as the default workflow takes them: through its Understand Prompt node, and,
+since its Generate node makes 4 candidates that its LiT judge picks among, the judge's pick is scored
+(beside the first candidate alone and any of the 4 right); ``--best-of 1`` scores one image a prompt.
 
 The tasks and prompt templates are GenEval's (Ghosh et al. 2023), with its objects replaced by our
 shapes: single object ("a photo of a circle"), two objects ("a photo of a circle and a square"),
@@ -163,16 +167,17 @@ def main(argv=None) -> None:
                    help="give the generator the canonical caption of what each prompt asks (perfect understanding)")
     p.add_argument("--workflow", type=Path, default=DEFAULT_WORKFLOW,
                    help="API workflow whose Understand Prompt node rewrites the prompts (the default workflow's)")
-    p.add_argument("--best-of", type=int, default=1, metavar="N",
+    p.add_argument("--best-of", default="workflow", metavar="N",
                    help="make each prompt's N candidates (Generate's batch_size N) and keep the LiT judge's pick, "
-                        "reported beside the first candidate alone and any of the N")
+                        "reported beside the first candidate alone and any of the N; 'workflow' (default): as the "
+                        "--workflow does (its batch_size when a best-of-N node keeps the judge's pick, else 1)")
     p.add_argument("--judge", action="append", metavar="[NAME=]FOLDER",
                    help="LiT model folder that picks among the candidates (repeatable: every judge picks among the same "
-                        "candidates, the first one's pick is the result; default: the shipped judge)")
+                        "candidates, the first one's pick is the result; default: the workflow's judge)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     import torch
-    from .evaluate import generate, load_text_encoder
+    from .evaluate import best_of_setting, generate, load_text_encoder
     from .model import load_pipeline
     torch.set_num_threads(args.threads)
     began = time.time()
@@ -186,10 +191,13 @@ def main(argv=None) -> None:
     texts = [q.text for q in asked] if descriptions is None else [canonical_text(d) for d in descriptions]
     pipe = load_pipeline(args.model)
     caption = trained_caption(args.model)
+    wired = best_of_setting(args.workflow, args.best_of)
+    n = wired[0] if wired else 1
     images = generate(pipe, text, texts, [q.seed for q in asked], args.steps, args.cfg, descriptions=descriptions,
-                      caption=caption, candidates=args.best_of)
-    if args.best_of > 1:
-        result = best_of(images.reshape(len(asked), args.best_of, *images.shape[1:]), asked, judges(args.judge))
+                      caption=caption, candidates=n)
+    if n > 1:
+        result = best_of(images.reshape(len(asked), n, *images.shape[1:]), asked,
+                         judges(args.judge) if args.judge else {"workflow's judge": wired[1]})
     else:
         result = score([analyze_scene(img) for img in images], asked)
     result.update(model=str(args.model), prompts="canonical" if args.canonical else "plain" if args.plain else "understood",

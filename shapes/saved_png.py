@@ -1,9 +1,11 @@
 """What the user gets: images passed through a workflow's own nodes after the generator, as saved PNGs.
 
-``SavedPng(workflow)`` keeps every node of the API workflow that the generator does not depend
-on (style, upscale, sharpen, save, ...), puts an image source in the generator's place and runs
-that graph through the pack's runtime, so a batch of 64x64 pictures (generated, or ground-truth
-renders) comes back as the PNG files the Save node wrote, decoded. Nodes' settings come from
+``SavedPng(workflow)`` keeps every node of the API workflow that the generator's picture does not
+depend on (style, upscale, sharpen, save, ...), puts an image source in that picture's place and
+runs that graph through the pack's runtime, so a batch of 64x64 pictures (generated, or
+ground-truth renders) comes back as the PNG files the Save node wrote, decoded. The picture is the
+generator's output, or, when a best-of-N node keeps one of the generator's batch, that node's:
+the evaluation then makes the candidates and picks among them itself (``workflow_best_of``). Nodes' settings come from
 the workflow file; ``overrides`` ("7.strength" -> 0.3) change input values, as ``--set`` does.
 """
 from __future__ import annotations
@@ -24,12 +26,45 @@ from ..graph_runtime import types as T
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WORKFLOW = ROOT / "workflows" / "api" / "imagetune-text-to-image.json"
 GENERATOR = "ImageTuneGenerate"
+SELECTOR = "ImageTuneLiTBestOfN"  # keeps the judge's best of the generator's batch
+JUDGE_LOADER = "ImageTuneLoadLiTModel"
 SOURCE = "ImageTuneShapesImageSource"
 
 
+def generator_id(workflow: dict) -> str:
+    """The id of the workflow's one Generate node."""
+    found = [i for i, n in workflow.items() if n.get("class_type") == GENERATOR]
+    if len(found) != 1:
+        raise ValueError(f"workflow: expected exactly one {GENERATOR} node, found {len(found)}")
+    return found[0]
+
+
+def selector_id(workflow: dict) -> str | None:
+    """The id of the best-of-N node that takes the generator's images, or None."""
+    images = [generator_id(workflow), 0]
+    found = [i for i, n in workflow.items() if n.get("class_type") == SELECTOR and n["inputs"].get("images") == images]
+    return found[0] if found else None
+
+
+def picture_id(workflow: dict) -> str:
+    """The node whose images the post-generator nodes take: the best-of-N node if there is one, else the generator."""
+    return selector_id(workflow) or generator_id(workflow)
+
+
+def workflow_best_of(workflow: dict) -> tuple[int, str] | None:
+    """(candidates: the Generate node's batch_size, the LiT model folder name its best-of-N node loads), or None."""
+    chosen = selector_id(workflow)
+    if chosen is None:
+        return None
+    loader = workflow[str(workflow[chosen]["inputs"]["lit_model"][0])]
+    if loader.get("class_type") != JUDGE_LOADER:
+        raise ValueError(f"node {chosen}: expected its lit_model from a {JUDGE_LOADER} node")
+    return int(workflow[generator_id(workflow)]["inputs"].get("batch_size", 1)), loader["inputs"]["model"]
+
+
 def downstream_graph(workflow: dict) -> tuple[dict, str, list[str]]:
-    """(graph without the generator's ancestors, generator id, ids of the nodes that save images)."""
-    (gen_id,) = [i for i, n in workflow.items() if n.get("class_type") == GENERATOR]
+    """(graph without the picture's ancestors, the picture node's id, ids of the nodes that save images)."""
+    gen_id = picture_id(workflow)
     ancestors, todo = set(), [gen_id]
     while todo:
         for value in workflow[todo.pop()]["inputs"].values():

@@ -113,3 +113,40 @@ def test_geneval_best_of_reports_the_pick_beside_the_first_candidate_and_the_cei
     # a second judge picks among the same candidates: the shipped judge again agrees with the first exactly
     twice = geneval.best_of(candidates, asked, geneval.judges([f"first={geneval.JUDGE}", f"again={geneval.JUDGE}"]))
     assert twice["compared"]["again best of 2"]["overall"] == twice["overall"] == result["overall"]
+
+
+def test_evaluation_saves_the_picture_the_default_workflow_keeps_and_saves(tmp_path):
+    """The evaluation's path (4 candidates behind Understand Prompt, the workflow's judge picking by the understood
+    caption, the post-generator nodes) ends in the PNG the whole default workflow saves."""
+    from PIL import Image
+
+    from imagetune.shapes.evaluate import (best_of_setting, generate, judge_pick, load_text_encoder,
+                                           understood_descriptions, workflow_reader)
+    from imagetune.shapes.model import load_pipeline
+    from imagetune.shapes.regions import trained_caption
+    from imagetune.shapes.saved_png import SavedPng
+    from imagetune.shapes.scene import canonical_text
+    from imagetune.shapes.understand import PromptReader
+
+    prompt, seed, steps = "a crimson disc, not on a white background", 2, 4
+    graph = json.loads(WORKFLOW.read_text())
+    graph["2"]["inputs"]["text"] = prompt
+    graph["6"]["inputs"].update(steps=steps, seed=seed)
+    ctx = ExecutionContext(device="cpu", output_dir=tmp_path, input_dir=tmp_path, models_dirs=[ROOT / "models"])
+    result = Runtime(default_registry()).run(graph, ctx=ctx)
+    (entry,) = result.ui["11"]["images"]
+    workflow_png = np.asarray(Image.open(tmp_path / entry["subfolder"] / entry["filename"]).convert("RGB"))
+    kept = int(result.outputs["14"][2])
+
+    best_of = best_of_setting(WORKFLOW, "workflow")
+    assert best_of[0] == 4
+    text, folder = load_text_encoder(), ROOT / "models" / "imagetune-shapes"
+    asked = understood_descriptions(PromptReader.from_pretrained(workflow_reader(WORKFLOW)), text, [prompt])
+    candidates = generate(load_pipeline(folder), text, [canonical_text(asked[0])], [seed], steps,
+                          graph["6"]["inputs"]["guidance"], descriptions=asked, caption=trained_caption(folder),
+                          candidates=4)
+    picked = judge_pick(candidates, [canonical_text(asked[0])], best_of)
+    np.testing.assert_allclose(picked[0], candidates[kept], atol=1e-6)  # the judge keeps the node's pick
+    ours = SavedPng(WORKFLOW)(picked)[0]
+    assert ours.shape == workflow_png.shape == (256, 256, 3)
+    assert np.abs(ours.astype(int) - workflow_png.astype(int)).mean() < 1.0  # batched kernels differ in the last bits

@@ -7,7 +7,7 @@ import pytest
 from imagetune.shapes import dataset as ds
 from imagetune.shapes.analyzer import analyze
 from imagetune.shapes.picture import ground_truth, measure
-from imagetune.shapes.saved_png import DEFAULT_WORKFLOW, SavedPng, downstream_graph
+from imagetune.shapes.saved_png import DEFAULT_WORKFLOW, SavedPng, downstream_graph, workflow_best_of
 
 
 @pytest.fixture(scope="module")
@@ -15,15 +15,23 @@ def post():
     return SavedPng()
 
 
-def test_post_generator_graph_keeps_the_workflow_nodes_after_the_generator():
+def test_post_generator_graph_keeps_the_workflow_nodes_after_the_kept_picture():
     workflow = json.loads(DEFAULT_WORKFLOW.read_text())
-    graph, gen_id, saves = downstream_graph(workflow)
+    graph, picture, saves = downstream_graph(workflow)
     classes = {n["class_type"] for n in graph.values()}
-    assert gen_id == "6" and graph[gen_id]["class_type"] == "ImageTuneShapesImageSource"
+    # the default workflow keeps the LiT judge's best of the generator's batch: the picture is that node's
+    assert picture == "14" and graph[picture]["class_type"] == "ImageTuneShapesImageSource"
+    assert workflow_best_of(workflow) == (4, "shapes-lite0-minilm")
     assert {"ImageTuneStyleTransfer", "ImageTuneUpscaleWithModel", "ImageTuneUnsharpMask",
             "ImageTuneSaveImage"} <= classes
-    assert not classes & {"ImageTuneGenerate", "ImageTuneEncodeText", "ImageTuneLoadPipeline", "ImageTuneUnderstandPrompt"}
-    assert saves == ["11"] and graph["7"]["inputs"] == workflow["7"]["inputs"]
+    assert not classes & {"ImageTuneGenerate", "ImageTuneEncodeText", "ImageTuneLoadPipeline", "ImageTuneUnderstandPrompt",
+                          "ImageTuneLoadLiTModel", "ImageTuneLiTBestOfN"}
+    assert saves == ["11"] and graph["7"]["inputs"] == workflow["7"]["inputs"] == {**graph["7"]["inputs"], "image": ["14", 0]}
+    # without the best-of-N node the generator's picture is the one the post nodes take
+    one = {k: v for k, v in workflow.items() if k not in ("13", "14")}
+    one["7"] = {**one["7"], "inputs": {**one["7"]["inputs"], "image": ["6", 0]}}
+    graph, picture, _ = downstream_graph(one)
+    assert picture == "6" and workflow_best_of(one) is None and "7" in graph
 
 
 def test_analyzer_reads_ground_truth_through_the_default_workflow(post):
