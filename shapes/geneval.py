@@ -197,7 +197,8 @@ def main(argv=None) -> None:
                       caption=caption, candidates=n)
     if n > 1:
         result = best_of(images.reshape(len(asked), n, *images.shape[1:]), asked,
-                         judges(args.judge) if args.judge else {"workflow's judge": wired[1]})
+                         judges(args.judge) if args.judge else {"workflow's judge": wired[1]}, texts)
+        result["ranked_by"] = "the prompt as written" if descriptions is None else "the caption the generator got"
     else:
         result = score([analyze_scene(img) for img in images], asked)
     result.update(model=str(args.model), prompts="canonical" if args.canonical else "plain" if args.plain else "understood",
@@ -221,11 +222,12 @@ def judges(given: list[str] | None) -> dict[str, Path]:
     return {name: Path(folder) for name, folder in pairs}
 
 
-def best_of(candidates: np.ndarray, asked: list[Prompt], judge_folders: dict[str, Path]) -> dict:
-    """``score`` of the first LiT judge's pick among each prompt's candidates [P, n, H, W, 3] (judged against the
-    prompt as written, as the default workflow's best-of-N node reads it), with the first candidate alone (the
-    one-image workflow), any other judge's pick, and any candidate right (what a perfect pick reaches) under
-    "compared"."""
+def best_of(candidates: np.ndarray, asked: list[Prompt], judge_folders: dict[str, Path],
+            ranked_by: list[str] | None = None) -> dict:
+    """``score`` of the first LiT judge's pick among each prompt's candidates [P, n, H, W, 3], ranked against
+    ``ranked_by`` (default: the prompts as written; the default workflow's best-of-N node gets Understand
+    Prompt's caption, which ``main`` passes), with the first candidate alone (the one-image workflow), any other
+    judge's pick, and any candidate right (what a perfect pick reaches) under "compared"."""
     from ..lit.best_of_n_eval import judge_picks
     from ..lit.model import load_lit_model
 
@@ -233,7 +235,8 @@ def best_of(candidates: np.ndarray, asked: list[Prompt], judge_folders: dict[str
     first = score([seen[0] for seen in found], asked)
     compared, result = {"first candidate alone": {"overall": first["overall"], "tasks": first["tasks"]}}, None
     for name, folder in judge_folders.items():
-        picks, seconds = judge_picks(load_lit_model(folder), candidates, [q.text for q in asked], candidates.shape[1])
+        picks, seconds = judge_picks(load_lit_model(folder), candidates, ranked_by or [q.text for q in asked],
+                                     candidates.shape[1])
         picked = score([seen[k] for seen, k in zip(found, picks)], asked)
         if result is None:
             result = picked

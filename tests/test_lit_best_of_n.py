@@ -113,6 +113,10 @@ def test_geneval_best_of_reports_the_pick_beside_the_first_candidate_and_the_cei
     # a second judge picks among the same candidates: the shipped judge again agrees with the first exactly
     twice = geneval.best_of(candidates, asked, geneval.judges([f"first={geneval.JUDGE}", f"again={geneval.JUDGE}"]))
     assert twice["compared"]["again best of 2"]["overall"] == twice["overall"] == result["overall"]
+    # ranked by what the wrong render shows, the judge keeps it more often than ranked by the prompt
+    misled = geneval.best_of(candidates, asked, geneval.judges(None),
+                             [sc.canonical_text(wrong[p.task](p.ask).description()) for p in asked])
+    assert misled["overall"] < result["overall"]
 
 
 def test_evaluation_saves_the_picture_the_default_workflow_keeps_and_saves(tmp_path):
