@@ -284,13 +284,13 @@ def run(folder, other_per: int = 2, steps: int = 20, cfg: float = 2.0, train_spe
 
 def best_of_setting(workflow: Path, best_of: str, judge: Path | None = None) -> tuple[int, Path] | None:
     """(candidates, LiT judge folder) for ``--best-of`` ('workflow' or a number), or None for one image a prompt."""
-    from ..ops.model_files import LIT_MODELS
+    from ..ops.model_files import DEFAULT_LIT_MODEL, LIT_MODELS
     wired = workflow_best_of(json.loads(Path(workflow).read_text()))
     n = (wired[0] if wired else 1) if best_of == "workflow" else int(best_of)
     if n <= 1:
         return None
     if judge is None:
-        name = wired[1] if wired else "shapes-lite0-minilm"
+        name = wired[1] if wired else DEFAULT_LIT_MODEL
         judge = LIT_MODELS.find([ROOT / "models"], name, "model")
         if judge is None:
             raise SystemExit(f"{workflow}: its LiT judge {name!r} is not under {ROOT / 'models' / 'lit'}")
